@@ -1,0 +1,456 @@
+//! A bounded multi-producer multi-consumer ring buffer that never blocks a producer.
+//!
+//! When the buffer is full, a push displaces the oldest item (drop-oldest, as a historian
+//! wants: the newest readings matter most) and counts one overflow. Consumers drain in
+//! batches and can sleep until enough items arrive, a timeout passes, or the buffer closes.
+//!
+//! Built on [`crossbeam_queue::ArrayQueue`], whose `force_push` is the lock-free drop-oldest
+//! primitive. Producers take no lock unless a consumer is asleep waiting for the exact fill
+//! level they just reached.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ringbuf_core::{RingBuffer, Wait};
+//!
+//! let buffer = RingBuffer::new(3)?;
+//! for reading in 1..=4 {
+//!     buffer.push(reading)?; // the fourth push displaces 1
+//! }
+//! assert_eq!(buffer.overflow_count(), 1);
+//! assert_eq!(buffer.wait_for(3, Duration::from_millis(10)), Wait::Ready);
+//!
+//! let mut batch = Vec::new();
+//! assert_eq!(buffer.drain_into(&mut batch, 500), 3);
+//! assert_eq!(batch, [2, 3, 4]);
+//!
+//! buffer.close();
+//! assert_eq!(buffer.push(5).unwrap_err().into_inner(), 5); // refused, handed back
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod rate_limit;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+
+use rate_limit::RateLimit;
+
+/// How often at most the overflow warning is logged, however many items are displaced.
+pub const OVERFLOW_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A bounded MPMC queue that displaces its oldest item when full. Share it with `Arc`.
+pub struct RingBuffer<T> {
+    queue: ArrayQueue<T>,
+    overflow: AtomicU64,
+    /// Bit 0: closed. Bits 1..: producers currently inside a push. One word, so that a push
+    /// and `close` cannot miss each other and no item lands after `close` returns.
+    gate: AtomicUsize,
+    /// The smallest threshold a sleeping consumer waits for, `usize::MAX` when none sleeps.
+    /// Producers read only this on the fast path.
+    wake_at: AtomicUsize,
+    /// Thresholds of the consumers inside `wait_for`.
+    waiters: Mutex<Vec<usize>>,
+    wakeup: Condvar,
+    overflow_log: RateLimit,
+}
+
+/// What ended a [`RingBuffer::wait_for`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// The buffer held at least the threshold.
+    Ready,
+    /// The timeout passed first.
+    TimedOut,
+    /// The buffer was closed (items may remain: drain them).
+    Closed,
+}
+
+/// What [`RingBuffer::push_batch`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchPush {
+    /// Items stored.
+    pub pushed: usize,
+    /// Older items displaced (and dropped) to make room; also added to the overflow count.
+    pub displaced: usize,
+}
+
+/// `capacity` was zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("ring buffer capacity must be at least 1")]
+pub struct ZeroCapacity;
+
+/// The buffer is closed; the refused item (or batch) is handed back inside.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Closed<T>(pub T);
+
+impl<T> Closed<T> {
+    /// The refused item or batch.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for Closed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Closed(..)")
+    }
+}
+
+impl<T> fmt::Display for Closed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the ring buffer is closed and refuses new items")
+    }
+}
+
+impl<T> std::error::Error for Closed<T> {}
+
+const CLOSED: usize = 1;
+const ONE_PRODUCER: usize = 2;
+const NOBODY_WAITS: usize = usize::MAX;
+
+impl<T> RingBuffer<T> {
+    /// A buffer holding at most `capacity` items, allocated up front.
+    pub fn new(capacity: usize) -> Result<Self, ZeroCapacity> {
+        if capacity == 0 {
+            return Err(ZeroCapacity);
+        }
+        Ok(RingBuffer {
+            queue: ArrayQueue::new(capacity),
+            overflow: AtomicU64::new(0),
+            gate: AtomicUsize::new(0),
+            wake_at: AtomicUsize::new(NOBODY_WAITS),
+            waiters: Mutex::new(Vec::new()),
+            wakeup: Condvar::new(),
+            overflow_log: RateLimit::new(OVERFLOW_LOG_INTERVAL),
+        })
+    }
+
+    /// Stores `item`. Returns the oldest item if it had to be displaced to make room (one
+    /// overflow is counted), or `Err(Closed(item))` after [`close`](Self::close).
+    pub fn push(&self, item: T) -> Result<Option<T>, Closed<T>> {
+        let Some(_producer) = self.enter() else {
+            return Err(Closed(item));
+        };
+        let displaced = self.queue.force_push(item);
+        if displaced.is_some() {
+            self.count_overflow(1);
+        }
+        self.wake_consumers();
+        Ok(displaced)
+    }
+
+    /// Stores every item, displacing the oldest as needed, or refuses the whole batch (handed
+    /// back untouched) after [`close`](Self::close). Displaced items are dropped and counted.
+    pub fn push_batch<I>(&self, items: I) -> Result<BatchPush, Closed<I>>
+    where
+        I: IntoIterator<Item = T>,
+    {
+        let Some(_producer) = self.enter() else {
+            return Err(Closed(items));
+        };
+        let mut result = BatchPush::default();
+        for item in items {
+            result.pushed += 1;
+            if self.queue.force_push(item).is_some() {
+                result.displaced += 1;
+            }
+        }
+        if result.displaced > 0 {
+            self.count_overflow(result.displaced as u64);
+        }
+        self.wake_consumers();
+        Ok(result)
+    }
+
+    /// Takes the oldest item.
+    pub fn pop(&self) -> Option<T> {
+        self.queue.pop()
+    }
+
+    /// Moves up to `max` of the oldest items, in order, to the end of `out`; returns how many.
+    pub fn drain_into(&self, out: &mut Vec<T>, max: usize) -> usize {
+        out.reserve(max.min(self.queue.len()));
+        let mut moved = 0;
+        while moved < max {
+            match self.queue.pop() {
+                Some(item) => {
+                    out.push(item);
+                    moved += 1;
+                }
+                None => break,
+            }
+        }
+        moved
+    }
+
+    /// Blocks until the buffer holds at least `threshold` items ([`Wait::Ready`]), `timeout`
+    /// passes ([`Wait::TimedOut`]) or the buffer is closed ([`Wait::Closed`]).
+    ///
+    /// A threshold above the capacity is treated as the capacity, so a full buffer always
+    /// satisfies it. Ready wins over Closed when both hold.
+    pub fn wait_for(&self, threshold: usize, timeout: Duration) -> Wait {
+        let threshold = threshold.min(self.capacity());
+        if self.queue.len() >= threshold {
+            return Wait::Ready;
+        }
+        if self.is_closed() {
+            return Wait::Closed;
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let mut waiters = self.lock_waiters();
+        waiters.push(threshold);
+        let outcome = loop {
+            // Publish our threshold before looking at the length; a producer does the
+            // opposite (push, then read `wake_at`), so one of us always sees the other.
+            self.wake_at.store(
+                waiters.iter().copied().min().unwrap_or(NOBODY_WAITS),
+                Ordering::SeqCst,
+            );
+            if self.queue.len() >= threshold {
+                break Wait::Ready;
+            }
+            if self.is_closed() {
+                break Wait::Closed;
+            }
+            let remaining = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(remaining) if !remaining.is_zero() => remaining,
+                    _ => break Wait::TimedOut,
+                },
+                None => Duration::from_secs(3600),
+            };
+            waiters = self
+                .wakeup
+                .wait_timeout(waiters, remaining)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        };
+        if let Some(index) = waiters.iter().position(|&t| t == threshold) {
+            waiters.swap_remove(index);
+        }
+        self.wake_at.store(
+            waiters.iter().copied().min().unwrap_or(NOBODY_WAITS),
+            Ordering::SeqCst,
+        );
+        outcome
+    }
+
+    /// Refuses every later push and wakes every waiting consumer. When `close` returns, no
+    /// push is still in progress, so a final drain sees every item that was accepted.
+    pub fn close(&self) {
+        self.gate.fetch_or(CLOSED, Ordering::SeqCst);
+        while self.gate.load(Ordering::SeqCst) != CLOSED {
+            std::thread::yield_now();
+        }
+        let _waiters = self.lock_waiters();
+        self.wakeup.notify_all();
+    }
+
+    /// Whether [`close`](Self::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        self.gate.load(Ordering::SeqCst) & CLOSED != 0
+    }
+
+    /// Items held now.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether the buffer holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// The most items the buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+
+    /// Fill level in percent, 0.0 to 100.0.
+    pub fn utilization_pct(&self) -> f64 {
+        self.len() as f64 * 100.0 / self.capacity() as f64
+    }
+
+    /// Items displaced since the buffer was created.
+    pub fn overflow_count(&self) -> u64 {
+        self.overflow.load(Ordering::Relaxed)
+    }
+
+    fn enter(&self) -> Option<ProducerGuard<'_>> {
+        let previous = self.gate.fetch_add(ONE_PRODUCER, Ordering::SeqCst);
+        let guard = ProducerGuard { gate: &self.gate };
+        (previous & CLOSED == 0).then_some(guard)
+    }
+
+    fn count_overflow(&self, displaced: u64) {
+        let total = self.overflow.fetch_add(displaced, Ordering::Relaxed) + displaced;
+        if self.overflow_log.allow(Instant::now()) {
+            log::warn!("Buffer overflow: discarded oldest data (overflow_count={total})");
+        }
+    }
+
+    fn wake_consumers(&self) {
+        let wake_at = self.wake_at.load(Ordering::SeqCst);
+        if wake_at != NOBODY_WAITS
+            && self.queue.len() >= wake_at
+            && self
+                .wake_at
+                .compare_exchange(wake_at, NOBODY_WAITS, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+        {
+            // Taking the lock orders this notify after the waiter's check-then-sleep.
+            let _waiters = self.lock_waiters();
+            self.wakeup.notify_all();
+        }
+    }
+
+    fn lock_waiters(&self) -> MutexGuard<'_, Vec<usize>> {
+        // The list stays consistent even if a waiter panicked while holding the lock.
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Leaves the gate when a push ends, even by unwinding.
+struct ProducerGuard<'a> {
+    gate: &'a AtomicUsize,
+}
+
+impl Drop for ProducerGuard<'_> {
+    fn drop(&mut self) {
+        self.gate.fetch_sub(ONE_PRODUCER, Ordering::SeqCst);
+    }
+}
+
+impl<T> fmt::Debug for RingBuffer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingBuffer")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("overflow_count", &self.overflow_count())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_capacity_is_an_error() {
+        assert_eq!(RingBuffer::<u8>::new(0).unwrap_err(), ZeroCapacity);
+    }
+
+    #[test]
+    fn keeps_fifo_order_and_displaces_the_oldest() {
+        let buffer = RingBuffer::new(3).unwrap();
+        assert_eq!(buffer.push(1), Ok(None));
+        assert_eq!(buffer.push(2), Ok(None));
+        assert_eq!(buffer.push(3), Ok(None));
+        assert_eq!(buffer.push(4), Ok(Some(1)));
+        assert_eq!(buffer.push(5), Ok(Some(2)));
+        assert_eq!(buffer.overflow_count(), 2);
+        assert_eq!(buffer.len(), 3);
+        assert_eq!(buffer.pop(), Some(3));
+        assert_eq!(buffer.pop(), Some(4));
+        assert_eq!(buffer.pop(), Some(5));
+        assert_eq!(buffer.pop(), None);
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn push_batch_counts_pushed_and_displaced() {
+        let buffer = RingBuffer::new(4).unwrap();
+        assert_eq!(
+            buffer.push_batch(0..3),
+            Ok(BatchPush {
+                pushed: 3,
+                displaced: 0
+            })
+        );
+        assert_eq!(
+            buffer.push_batch(3..6),
+            Ok(BatchPush {
+                pushed: 3,
+                displaced: 2
+            })
+        );
+        assert_eq!(buffer.overflow_count(), 2);
+        let mut out = Vec::new();
+        buffer.drain_into(&mut out, 10);
+        assert_eq!(out, [2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn drain_into_respects_max_and_appends() {
+        let buffer = RingBuffer::new(10).unwrap();
+        buffer.push_batch(0..10).unwrap();
+        let mut out = vec![-1];
+        assert_eq!(buffer.drain_into(&mut out, 4), 4);
+        assert_eq!(out, [-1, 0, 1, 2, 3]);
+        assert_eq!(buffer.drain_into(&mut out, 0), 0);
+        assert_eq!(buffer.drain_into(&mut out, 100), 6);
+        assert_eq!(out.len(), 11);
+        assert_eq!(buffer.drain_into(&mut out, 100), 0);
+    }
+
+    #[test]
+    fn utilization_and_capacity() {
+        let buffer = RingBuffer::new(8).unwrap();
+        assert_eq!(buffer.capacity(), 8);
+        assert_eq!(buffer.utilization_pct(), 0.0);
+        buffer.push_batch(0..2).unwrap();
+        assert_eq!(buffer.utilization_pct(), 25.0);
+        buffer.push_batch(0..20).unwrap();
+        assert_eq!(buffer.utilization_pct(), 100.0);
+    }
+
+    #[test]
+    fn closed_buffer_refuses_and_hands_items_back() {
+        let buffer = RingBuffer::new(4).unwrap();
+        buffer.push(1).unwrap();
+        buffer.close();
+        assert!(buffer.is_closed());
+        assert_eq!(buffer.push(2).unwrap_err().into_inner(), 2);
+        let refused = buffer.push_batch(vec![3, 4]).unwrap_err().into_inner();
+        assert_eq!(refused, [3, 4]);
+        // What was accepted before close stays drainable.
+        assert_eq!(buffer.pop(), Some(1));
+        assert_eq!(buffer.pop(), None);
+        assert_eq!(buffer.wait_for(1, Duration::from_secs(5)), Wait::Closed);
+    }
+
+    #[test]
+    fn wait_for_returns_at_once_when_satisfied() {
+        let buffer = RingBuffer::new(4).unwrap();
+        assert_eq!(buffer.wait_for(0, Duration::from_secs(60)), Wait::Ready);
+        buffer.push_batch(0..4).unwrap();
+        // A threshold past the capacity is met by a full buffer.
+        assert_eq!(buffer.wait_for(1_000, Duration::from_secs(60)), Wait::Ready);
+        buffer.close();
+        assert_eq!(buffer.wait_for(2, Duration::from_secs(60)), Wait::Ready);
+    }
+
+    #[test]
+    fn wait_for_zero_timeout_times_out_immediately() {
+        let buffer = RingBuffer::<u8>::new(4).unwrap();
+        assert_eq!(buffer.wait_for(1, Duration::ZERO), Wait::TimedOut);
+        assert_eq!(buffer.wake_at.load(Ordering::SeqCst), NOBODY_WAITS);
+    }
+
+    #[test]
+    fn closed_error_displays_without_the_item() {
+        let error = RingBuffer::new(1)
+            .map(|b| {
+                b.close();
+                b.push("secret").unwrap_err()
+            })
+            .unwrap();
+        assert_eq!(format!("{error:?}"), "Closed(..)");
+        assert!(!error.to_string().contains("secret"));
+    }
+}

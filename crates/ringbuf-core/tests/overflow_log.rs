@@ -1,0 +1,54 @@
+//! The overflow warning: the spec's text, at most about one line a second.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ringbuf_core::RingBuffer;
+
+static LINES: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        LINES
+            .lock()
+            .unwrap()
+            .push((record.level(), record.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn overflow_is_logged_at_warn_and_rate_limited() {
+    log::set_logger(&Capture).unwrap();
+    log::set_max_level(log::LevelFilter::Trace);
+
+    let buffer = RingBuffer::new(10).unwrap();
+    for i in 0..100_010u32 {
+        buffer.push(i).unwrap();
+    }
+    assert_eq!(buffer.overflow_count(), 100_000);
+    {
+        let lines = LINES.lock().unwrap();
+        assert_eq!(
+            *lines,
+            [(
+                log::Level::Warn,
+                "Buffer overflow: discarded oldest data (overflow_count=1)".to_string()
+            )]
+        );
+    }
+
+    std::thread::sleep(Duration::from_millis(1100));
+    buffer.push_batch(0..5).unwrap();
+    let lines = LINES.lock().unwrap();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[1].1,
+        "Buffer overflow: discarded oldest data (overflow_count=100005)"
+    );
+}
