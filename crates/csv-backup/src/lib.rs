@@ -1,1 +1,394 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
+mod format;
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use chrono::NaiveDateTime;
+use tag_model::TagValue;
+
+pub use format::{
+    read_backup, read_csv, write_csv, write_rejected_csv, RejectedRow, BACKUP_HEADER,
+    REJECTED_HEADER,
+};
+
+/// Name of the folder inside the backup directory that receives replayed files.
+pub const REPLAYED_DIR: &str = "replayed";
+
+const BACKUP_PREFIX: &str = "backup_";
+const REJECTED_PREFIX: &str = "rejected_";
+const EXTENSION: &str = ".csv";
+/// More same-second files than this means something is badly wrong; stop looking.
+const MAX_SUFFIX: u32 = 100_000;
+
+/// Why a backup operation failed. Every variant names the file or directory.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The directory could not be created or is not a directory.
+    #[error("cannot create backup directory {}: {source}", dir.display())]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Writing a file failed (disk full, read-only, directory gone); no partial file is left.
+    #[error("cannot write backup file {}: {source}", path.display())]
+    Write {
+        /// The file that was being written.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Reading a file or listing the directory failed.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A row of a backup file is not valid.
+    #[error("{} line {line}: {reason}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: u64,
+        /// What is wrong, naming the column.
+        reason: String,
+    },
+    /// Moving a replayed file failed.
+    #[error("cannot move {} to {}: {source}", from.display(), to.display())]
+    Move {
+        /// The file.
+        from: PathBuf,
+        /// Where it was going.
+        to: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+/// A backup file waiting to be replayed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupFile {
+    /// Full path.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// What the backup directory holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackupStats {
+    /// Backup files not yet replayed.
+    pub pending_files: usize,
+    /// Their total size.
+    pub pending_bytes: u64,
+    /// Rejected-row files.
+    pub rejected_files: usize,
+    /// Their total size.
+    pub rejected_bytes: u64,
+}
+
+/// Writes, lists and retires the files of one backup directory. Share it with `Arc`; file
+/// names are chosen under a lock so that concurrent writers never take the same name.
+#[derive(Debug)]
+pub struct BackupWriter {
+    dir: PathBuf,
+    naming: Mutex<()>,
+}
+
+impl BackupWriter {
+    /// Opens `dir`, creating it (and its parents) if missing.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, BackupError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|source| BackupError::CreateDir {
+            dir: dir.clone(),
+            source,
+        })?;
+        if !dir.is_dir() {
+            return Err(BackupError::CreateDir {
+                source: io::Error::other("the path exists but is not a directory"),
+                dir,
+            });
+        }
+        Ok(BackupWriter {
+            dir,
+            naming: Mutex::new(()),
+        })
+    }
+
+    /// The backup directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Saves a batch as a new backup file named after `attempt_time`; returns its path.
+    pub fn write_batch(
+        &self,
+        values: &[TagValue],
+        attempt_time: NaiveDateTime,
+    ) -> Result<PathBuf, BackupError> {
+        self.write_atomically(BACKUP_PREFIX, attempt_time, |out| {
+            write_csv(out, values, attempt_time).map(drop)
+        })
+    }
+
+    /// Saves rows the database refused as a new rejected-rows file; returns its path.
+    pub fn write_rejected(
+        &self,
+        rows: &[RejectedRow],
+        attempt_time: NaiveDateTime,
+    ) -> Result<PathBuf, BackupError> {
+        self.write_atomically(REJECTED_PREFIX, attempt_time, |out| {
+            write_rejected_csv(out, rows, attempt_time).map(drop)
+        })
+    }
+
+    /// Backup files not yet replayed, oldest first (by the time in their name, then suffix).
+    pub fn pending(&self) -> Result<Vec<BackupFile>, BackupError> {
+        let mut files: Vec<(SortKey, BackupFile)> = self
+            .list(BACKUP_PREFIX)?
+            .into_iter()
+            .map(|file| (sort_key(&file.path), file))
+            .collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(files.into_iter().map(|(_, file)| file).collect())
+    }
+
+    /// Moves a fully replayed backup file into `replayed/`; returns its new path.
+    pub fn mark_replayed(&self, path: &Path) -> Result<PathBuf, BackupError> {
+        let target_dir = self.dir.join(REPLAYED_DIR);
+        fs::create_dir_all(&target_dir).map_err(|source| BackupError::CreateDir {
+            dir: target_dir.clone(),
+            source,
+        })?;
+        let name = path
+            .file_name()
+            .unwrap_or(path.as_os_str())
+            .to_string_lossy();
+        let stem = name.strip_suffix(EXTENSION).unwrap_or(&name);
+        let _naming = self.naming.lock().unwrap_or_else(PoisonError::into_inner);
+        let target = free_name(&target_dir, stem).map_err(|source| BackupError::Move {
+            from: path.to_owned(),
+            to: target_dir.clone(),
+            source,
+        })?;
+        fs::rename(path, &target).map_err(|source| BackupError::Move {
+            from: path.to_owned(),
+            to: target.clone(),
+            source,
+        })?;
+        sync_dir(&target_dir);
+        sync_dir(&self.dir);
+        Ok(target)
+    }
+
+    /// Counts and sizes of pending backup files and rejected-row files.
+    pub fn stats(&self) -> Result<BackupStats, BackupError> {
+        let pending = self.list(BACKUP_PREFIX)?;
+        let rejected = self.list(REJECTED_PREFIX)?;
+        Ok(BackupStats {
+            pending_files: pending.len(),
+            pending_bytes: pending.iter().map(|f| f.bytes).sum(),
+            rejected_files: rejected.len(),
+            rejected_bytes: rejected.iter().map(|f| f.bytes).sum(),
+        })
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<BackupFile>, BackupError> {
+        let read_error = |source| BackupError::Read {
+            path: self.dir.clone(),
+            source,
+        };
+        let mut files = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(read_error)? {
+            let entry = entry.map_err(read_error)?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !(name.starts_with(prefix) && name.ends_with(EXTENSION)) {
+                continue;
+            }
+            let metadata = entry.metadata().map_err(read_error)?;
+            if metadata.is_file() {
+                files.push(BackupFile {
+                    path: entry.path(),
+                    bytes: metadata.len(),
+                });
+            }
+        }
+        Ok(files)
+    }
+
+    /// Writes through `write` to a hidden temporary file, fsyncs it and renames it to a free
+    /// `{prefix}YYYYMMDD_HHMMSS[_N].csv`. On any failure the temporary file is removed.
+    fn write_atomically(
+        &self,
+        prefix: &str,
+        attempt_time: NaiveDateTime,
+        write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+    ) -> Result<PathBuf, BackupError> {
+        let stem = format!("{prefix}{}", attempt_time.format("%Y%m%d_%H%M%S"));
+        let _naming = self.naming.lock().unwrap_or_else(PoisonError::into_inner);
+        let write_error = |path: &Path| {
+            let path = path.to_owned();
+            move |source| BackupError::Write { path, source }
+        };
+        let target = free_name(&self.dir, &stem).map_err(write_error(&self.dir.join(&stem)))?;
+        let temp = temp_path(&target);
+        let result = (|| {
+            let mut out = BufWriter::with_capacity(
+                256 * 1024,
+                File::options().write(true).create_new(true).open(&temp)?,
+            );
+            write(&mut out)?;
+            let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&temp, &target)
+        })();
+        match result {
+            Ok(()) => {
+                sync_dir(&self.dir);
+                Ok(target)
+            }
+            Err(source) => {
+                let _ = fs::remove_file(&temp);
+                Err(BackupError::Write {
+                    path: target,
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// `dir/stem.csv`, or `dir/stem_N.csv` with the smallest free N. A name whose temporary
+/// file exists counts as taken.
+fn free_name(dir: &Path, stem: &str) -> io::Result<PathBuf> {
+    let taken = |path: &Path| path.exists() || temp_path(path).exists();
+    let first = dir.join(format!("{stem}{EXTENSION}"));
+    if !taken(&first) {
+        return Ok(first);
+    }
+    (1..MAX_SUFFIX)
+        .map(|n| dir.join(format!("{stem}_{n}{EXTENSION}")))
+        .find(|path| !taken(path))
+        .ok_or_else(|| io::Error::other(format!("{MAX_SUFFIX} files named {stem}_N already")))
+}
+
+fn temp_path(target: &Path) -> PathBuf {
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    target.with_file_name(format!(".{name}.tmp"))
+}
+
+/// Makes a rename durable: on Unix the directory entry must be fsynced too. Windows has no
+/// directory handles to sync, and NTFS journals the rename.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(handle) = File::open(dir) {
+        let _ = handle.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// (time stamp in the name, suffix number, name): `_10` sorts after `_9`.
+type SortKey = (String, u32, String);
+
+fn sort_key(path: &Path) -> SortKey {
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let core = name
+        .strip_prefix(BACKUP_PREFIX)
+        .and_then(|rest| rest.strip_suffix(EXTENSION))
+        .unwrap_or_default();
+    // YYYYMMDD_HHMMSS is 15 characters; anything after it is `_N`.
+    let (stamp, suffix) = core.split_at(core.len().min(15));
+    let number = suffix
+        .strip_prefix('_')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (stamp.to_owned(), number, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn time() -> NaiveDateTime {
+        chrono::NaiveDate::from_ymd_opt(2025, 11, 2)
+            .unwrap()
+            .and_hms_opt(14, 30, 52)
+            .unwrap()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_file_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let backups = BackupWriter::new(dir.path()).unwrap();
+        let error = backups
+            .write_atomically(BACKUP_PREFIX, time(), |out| {
+                out.write_all(&[b'x'; 1_000_000])?;
+                Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+            })
+            .unwrap_err();
+        assert!(
+            error.to_string().starts_with("cannot write backup file "),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .ends_with("backup_20251102_143052.csv: disk full"),
+            "{error}"
+        );
+        assert_eq!(names(dir.path()), Vec::<String>::new());
+        // The name is free again for the retry.
+        let path = backups.write_batch(&[], time()).unwrap();
+        assert!(path.ends_with("backup_20251102_143052.csv"));
+    }
+
+    #[test]
+    fn sort_key_orders_suffixes_numerically() {
+        let mut keys: Vec<SortKey> = [
+            "backup_20251102_143052_10.csv",
+            "backup_20251102_143052_9.csv",
+            "backup_20251102_143052.csv",
+            "backup_20251101_235959_3.csv",
+        ]
+        .iter()
+        .map(|n| sort_key(Path::new(n)))
+        .collect();
+        keys.sort();
+        let order: Vec<&str> = keys.iter().map(|k| k.2.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "backup_20251101_235959_3.csv",
+                "backup_20251102_143052.csv",
+                "backup_20251102_143052_9.csv",
+                "backup_20251102_143052_10.csv",
+            ]
+        );
+    }
+}

@@ -1,32 +1,5 @@
-//! A bounded multi-producer multi-consumer ring buffer that never blocks a producer.
-//!
-//! When the buffer is full, a push displaces the oldest item (drop-oldest, as a historian
-//! wants: the newest readings matter most) and counts one overflow. Consumers drain in
-//! batches and can sleep until enough items arrive, a timeout passes, or the buffer closes.
-//!
-//! Built on [`crossbeam_queue::ArrayQueue`], whose `force_push` is the lock-free drop-oldest
-//! primitive. Producers take no lock unless a consumer is asleep waiting for the exact fill
-//! level they just reached.
-//!
-//! ```
-//! use std::time::Duration;
-//! use ringbuf_core::{RingBuffer, Wait};
-//!
-//! let buffer = RingBuffer::new(3)?;
-//! for reading in 1..=4 {
-//!     buffer.push(reading)?; // the fourth push displaces 1
-//! }
-//! assert_eq!(buffer.overflow_count(), 1);
-//! assert_eq!(buffer.wait_for(3, Duration::from_millis(10)), Wait::Ready);
-//!
-//! let mut batch = Vec::new();
-//! assert_eq!(buffer.drain_into(&mut batch, 500), 3);
-//! assert_eq!(batch, [2, 3, 4]);
-//!
-//! buffer.close();
-//! assert_eq!(buffer.push(5).unwrap_err().into_inner(), 5); // refused, handed back
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 mod rate_limit;
 

@@ -1,24 +1,5 @@
-//! The value a PLC poll produces: when, which PLC, which address, what value, what quality.
-//!
-//! Every other crate of buffer-oracle-writer passes [`TagValue`]s around. A `TagValue` can
-//! only be built through [`TagValue::new`] (or deserialised, which calls it), so one that
-//! exists always fits the database columns: that is what lets a writer trust a whole batch.
-//!
-//! ```
-//! use chrono::NaiveDate;
-//! use tag_model::{Field, Quality, TagValue};
-//!
-//! let polled_at = NaiveDate::from_ymd_opt(2025, 11, 2).unwrap().and_hms_micro_opt(14, 30, 45, 123_456).unwrap();
-//! let value = TagValue::new(polled_at, "PLC01", "D100", Some(1234.5), Quality::Good)?;
-//! assert_eq!(value.tag_address(), "D100");
-//!
-//! let json = serde_json::to_string(&value).unwrap();
-//! assert_eq!(json, r#"{"timestamp":"2025-11-02T14:30:45.123456","plc_code":"PLC01","tag_address":"D100","tag_value":1234.5,"quality":"GOOD"}"#);
-//!
-//! let error = TagValue::new(polled_at, "PLC01", "", None, Quality::Bad).unwrap_err();
-//! assert_eq!(error.field(), Field::TagAddress);
-//! # Ok::<(), tag_model::TagValueError>(())
-//! ```
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 mod quality;
 mod timestamp;
