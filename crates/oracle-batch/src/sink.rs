@@ -1,0 +1,210 @@
+//! The contract every database implements.
+
+use std::fmt;
+
+use tag_model::TagValue;
+
+/// A database that stores batches of tag values.
+///
+/// Writes must be idempotent through the primary key (plc_code, tag_address, timestamp): a
+/// row already stored is reported as a duplicate, never stored twice, so any batch may be
+/// resent after a failure whose outcome is unknown.
+///
+/// A sink belongs to one writer thread at a time (`&mut self`); a writer with several threads
+/// gets one sink each (clones sharing a connection pool, say).
+pub trait Sink: Send {
+    /// Writes one batch in one transaction. Rows the database refuses for their data are
+    /// reported in [`WriteReport::rejected`] while the rest are committed; a failure of the
+    /// whole batch (connection lost, table missing) is an `Err` and nothing was committed.
+    fn write_batch(&mut self, batch: &[TagValue]) -> Result<WriteReport, SinkError>;
+
+    /// A cheap check that the database is reachable and the table exists.
+    fn probe(&mut self) -> Result<(), SinkError>;
+
+    /// The kind of database, for log lines such as "Oracle write failed": `Oracle`,
+    /// `SQLite`, `PostgreSQL`.
+    fn kind(&self) -> &'static str;
+
+    /// Where the sink writes, for logs: host, service or file and table. Never a password.
+    fn describe(&self) -> String;
+}
+
+impl<S: Sink + ?Sized> Sink for Box<S> {
+    fn write_batch(&mut self, batch: &[TagValue]) -> Result<WriteReport, SinkError> {
+        (**self).write_batch(batch)
+    }
+    fn probe(&mut self) -> Result<(), SinkError> {
+        (**self).probe()
+    }
+    fn kind(&self) -> &'static str {
+        (**self).kind()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// What happened to the rows of a batch that was written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Rows inserted.
+    pub written: usize,
+    /// Rows already stored (same primary key): they count as stored.
+    pub duplicates: usize,
+    /// Rows the database refused, with its reason.
+    pub rejected: Vec<RowRejection>,
+}
+
+impl WriteReport {
+    /// All rows of a batch of `rows` accounted for?
+    pub fn accounts_for(&self, rows: usize) -> bool {
+        self.written + self.duplicates + self.rejected.len() == rows
+    }
+}
+
+/// One row the database refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowRejection {
+    /// Index of the row in the batch.
+    pub index: usize,
+    /// The database's error text.
+    pub reason: String,
+}
+
+/// Whether a failed batch is worth retrying soon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The database is unreachable, restarting or overloaded: retry with backoff.
+    Transient,
+    /// Configuration or installation is wrong (no client library, bad credentials, missing
+    /// table): retrying at speed will not help; an operator must act.
+    Setup,
+}
+
+/// A batch (or probe, or connection) that failed as a whole.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    kind: FailureKind,
+    message: String,
+}
+
+impl SinkError {
+    /// A transient failure: retry later.
+    pub fn transient(message: impl Into<String>) -> Self {
+        SinkError {
+            kind: FailureKind::Transient,
+            message: message.into(),
+        }
+    }
+
+    /// A set-up failure: say what to fix.
+    pub fn setup(message: impl Into<String>) -> Self {
+        SinkError {
+            kind: FailureKind::Setup,
+            message: message.into(),
+        }
+    }
+
+    /// Transient or set-up.
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+
+    /// Whether a retry may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.kind == FailureKind::Transient
+    }
+
+    /// The message, already free of secrets.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailureKind::Transient => "transient",
+            FailureKind::Setup => "set-up",
+        })
+    }
+}
+
+/// Checks that `name` is a table name that Oracle, PostgreSQL and SQLite all accept
+/// unquoted: an identifier, optionally qualified by a schema (`SCADA.TAG_VALUES`). An
+/// identifier is a letter, then letters, digits or `_`, at most 128 bytes. The table name is
+/// put into SQL text, so nothing else may pass.
+///
+/// ```
+/// assert!(oracle_batch::validate_table_name("TAG_VALUES").is_ok());
+/// assert!(oracle_batch::validate_table_name("SCADA.TAG_VALUES").is_ok());
+/// assert!(oracle_batch::validate_table_name("tag_values; DROP TABLE x").is_err());
+/// ```
+pub fn validate_table_name(name: &str) -> Result<(), SinkError> {
+    let identifier = |part: &str| {
+        let mut chars = part.chars();
+        part.len() <= 128
+            && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() <= 2 && parts.iter().all(|part| identifier(part)) {
+        Ok(())
+    } else {
+        Err(SinkError::setup(format!(
+            "table name {name:?} is not a valid identifier: use a letter followed by letters, \
+             digits or _ (at most 128), optionally after a schema name and a dot"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        for good in [
+            "TAG_VALUES",
+            "t",
+            "Tag_Values_2025",
+            "SCADA.TAG_VALUES",
+            &"A".repeat(128),
+        ] {
+            assert!(validate_table_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1TAG",
+            "_TAG",
+            "TAG VALUES",
+            "TAG-VALUES",
+            "\"TAG\"",
+            "TAG;DROP",
+            "A.B.C",
+            ".TAG",
+            "SCADA.",
+            "T\u{00c4}G",
+            &"A".repeat(129),
+        ] {
+            let error = validate_table_name(bad).unwrap_err();
+            assert_eq!(error.kind(), FailureKind::Setup);
+            assert!(error.message().contains("not a valid identifier"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn report_accounts_for_rows() {
+        let report = WriteReport {
+            written: 3,
+            duplicates: 1,
+            rejected: vec![RowRejection {
+                index: 4,
+                reason: "bad".into(),
+            }],
+        };
+        assert!(report.accounts_for(5));
+        assert!(!report.accounts_for(6));
+    }
+}
