@@ -8,10 +8,17 @@ pub use sink::{validate_table_name, FailureKind, RowRejection, Sink, SinkError, 
 pub use sqlite::{SqliteSink, SQLITE_DDL};
 mod clock;
 pub mod conformance;
+mod oracle_sink;
+mod secret;
 pub mod testing;
 mod writer;
 
 pub use clock::{Wake, WriterClock};
+pub use oracle_sink::{
+    bind_types, classify_message, error_codes, insert_sql, report_from_batch_errors, BatchRowError,
+    ErrorContext, OracleConfig, OracleSink, MAX_ROWS_PER_EXECUTE,
+};
+pub use secret::Secret;
 pub use writer::{
     BatchWriter, BatchWriterBuilder, ShutdownReport, WriterConfig, WriterError, WriterStats,
     MAX_RETRIES,
