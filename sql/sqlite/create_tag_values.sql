@@ -3,23 +3,29 @@
 -- configured table name (ORACLE_TABLE).
 --
 -- It mirrors sql/oracle/create_tag_values.sql: the CHECK constraints reproduce Oracle's column
--- limits (VARCHAR2 lengths are in bytes; NUMBER stops short of 1e126), so a row Oracle would
--- refuse is refused here too and goes to a rejected file the same way.
+-- limits (VARCHAR2 lengths are in bytes; NUMBER stops short of 1e126; NULL passes), so a row
+-- Oracle would refuse is refused here too and goes to a rejected file the same way.
 --
--- timestamp and inserted_at are INTEGER microseconds since 1970-01-01 UTC: a third faster to
--- insert than text and exact. To read them as text, query the view TAG_VALUES_TEXT:
+-- The primary key holds the same columns as Oracle's, so a row is unique (and a resent row a
+-- duplicate) exactly as there, but timestamp comes first: the table is stored in time order,
+-- as a historian's should be, so each batch appends to the end of the B-tree instead of
+-- touching one page per tag and rewriting each of them into the WAL. Measured here with 1,000
+-- tags, that is about twenty times faster than (plc_code, tag_address, timestamp) first, and
+-- it serves time-range queries without a second index.
+--
+-- timestamp and inserted_at are INTEGER microseconds since 1970-01-01 UTC: faster to insert
+-- than text and exact. To read them as text, query the view TAG_VALUES_TEXT:
 --   SELECT * FROM TAG_VALUES_TEXT ORDER BY timestamp DESC LIMIT 10;
 CREATE TABLE IF NOT EXISTS TAG_VALUES (
     timestamp   INTEGER NOT NULL,
     plc_code    TEXT    NOT NULL CHECK (length(CAST(plc_code AS BLOB)) BETWEEN 1 AND 50),
     tag_address TEXT    NOT NULL CHECK (length(CAST(tag_address AS BLOB)) BETWEEN 1 AND 100),
-    tag_value   REAL             CHECK (tag_value IS NULL OR abs(tag_value) < 1e126),
-    quality     TEXT    NOT NULL CHECK (quality IN ('GOOD', 'BAD', 'UNCERTAIN')),
+    tag_value   REAL             CHECK (tag_value > -1e126 AND tag_value < 1e126),
+    -- Spelled out: "quality IN (...)" costs SQLite more than all the other checks together.
+    quality     TEXT    NOT NULL CHECK (quality = 'GOOD' OR quality = 'BAD' OR quality = 'UNCERTAIN'),
     inserted_at INTEGER NOT NULL,
-    PRIMARY KEY (plc_code, tag_address, timestamp)
+    PRIMARY KEY (timestamp, plc_code, tag_address)
 ) STRICT, WITHOUT ROWID;
-
-CREATE INDEX IF NOT EXISTS TAG_VALUES_TS_IDX ON TAG_VALUES (timestamp);
 
 -- Microsecond timestamps as ISO 8601 text, e.g. 2025-11-02T14:30:45.123456.
 CREATE VIEW IF NOT EXISTS TAG_VALUES_TEXT AS

@@ -80,7 +80,7 @@ impl SqliteSink {
         let insert_sql = format!(
             "INSERT INTO {table} (timestamp, plc_code, tag_address, tag_value, quality, inserted_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT (plc_code, tag_address, timestamp) DO NOTHING"
+             ON CONFLICT (timestamp, plc_code, tag_address) DO NOTHING"
         );
         Ok(SqliteSink {
             connection,
