@@ -1,0 +1,518 @@
+//! The engine: one thread per polling group.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use tag_model::{Quality, TagValue};
+
+use crate::config::{DriverConfig, GroupConfig, Mode, PlcConfig, PollingConfig};
+use crate::driver::PlcDriver;
+use crate::simulated::SimulatedPlc;
+
+/// Receives the values of each poll: one call per poll, all with the poll's timestamp.
+///
+/// Any `Fn(Vec<TagValue>) + Send + Sync` closure is a consumer, so the engine needs nothing
+/// from the buffer it feeds.
+pub trait Consumer: Send + Sync {
+    /// Takes the values of one poll.
+    fn consume(&self, values: Vec<TagValue>);
+}
+
+impl<F: Fn(Vec<TagValue>) + Send + Sync> Consumer for F {
+    fn consume(&self, values: Vec<TagValue>) {
+        self(values)
+    }
+}
+
+/// Makes the driver for a PLC; replace it to plug in real drivers.
+pub type DriverFactory = dyn Fn(&PlcConfig) -> Box<dyn PlcDriver> + Send + Sync;
+
+/// Reconnect backoff after a failed read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// First wait before reconnecting.
+    pub reconnect_min: Duration,
+    /// Longest wait between reconnect attempts.
+    pub reconnect_max: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            reconnect_min: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A trigger that could not be delivered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TriggerError {
+    /// No group has this name.
+    #[error("no polling group is named {0:?}")]
+    UnknownGroup(String),
+    /// The group polls on a schedule.
+    #[error("polling group {0:?} is FIXED; only HANDSHAKE groups are triggered")]
+    NotHandshake(String),
+    /// The engine is stopping.
+    #[error("the polling engine is stopping")]
+    Stopped,
+}
+
+/// What a group is doing, for `/api/polling/status`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct GroupStatus {
+    /// Group name.
+    pub name: String,
+    /// `FIXED` or `HANDSHAKE`.
+    pub mode: &'static str,
+    /// Interval of a FIXED group.
+    pub interval_ms: Option<u64>,
+    /// The PLC polled.
+    pub plc_code: String,
+    /// Addresses per poll.
+    pub tag_count: usize,
+    /// Whether the group's thread is running.
+    pub running: bool,
+    /// Whether the driver is connected.
+    pub connected: bool,
+    /// Polls done.
+    pub polls: u64,
+    /// Polls with a failed read (the values were stored as BAD).
+    pub errors: u64,
+    /// Deadlines of a FIXED group missed because a poll ran long (skipped, not caught up).
+    pub overruns: u64,
+    /// Triggers waiting to be polled (HANDSHAKE).
+    pub pending_triggers: u64,
+    /// Start of the last poll, UTC, ISO 8601.
+    pub last_poll_time: Option<String>,
+    /// How long the last poll took.
+    pub last_poll_duration_ms: Option<f64>,
+    /// The last read error, if the last poll failed.
+    pub last_error: Option<String>,
+}
+
+struct Group {
+    config: GroupConfig,
+    state: Mutex<GroupState>,
+    triggered: Condvar,
+}
+
+#[derive(Default)]
+struct GroupState {
+    running: bool,
+    connected: bool,
+    polls: u64,
+    errors: u64,
+    overruns: u64,
+    pending_triggers: u64,
+    last_poll_time: Option<NaiveDateTime>,
+    last_poll_duration: Option<Duration>,
+    last_error: Option<String>,
+}
+
+struct Shared {
+    groups: Vec<Group>,
+    stopping: AtomicBool,
+    consumer: Arc<dyn Consumer>,
+    options: EngineOptions,
+}
+
+impl Group {
+    fn lock(&self) -> MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Triggers and status from other threads (the HTTP API) while the engine runs.
+#[derive(Clone)]
+pub struct EngineHandle {
+    shared: Arc<Shared>,
+}
+
+impl EngineHandle {
+    /// Asks a HANDSHAKE group for one poll.
+    pub fn trigger(&self, group: &str) -> Result<(), TriggerError> {
+        if self.shared.stopping.load(Ordering::SeqCst) {
+            return Err(TriggerError::Stopped);
+        }
+        let found = self
+            .shared
+            .groups
+            .iter()
+            .find(|g| g.config.name == group)
+            .ok_or_else(|| TriggerError::UnknownGroup(group.to_owned()))?;
+        if found.config.mode != Mode::Handshake {
+            return Err(TriggerError::NotHandshake(group.to_owned()));
+        }
+        found.lock().pending_triggers += 1;
+        found.triggered.notify_all();
+        Ok(())
+    }
+
+    /// Every group's status, in configuration order.
+    pub fn status(&self) -> Vec<GroupStatus> {
+        self.shared.groups.iter().map(status_of).collect()
+    }
+}
+
+fn status_of(group: &Group) -> GroupStatus {
+    let state = group.lock();
+    let config = &group.config;
+    GroupStatus {
+        name: config.name.clone(),
+        mode: match config.mode {
+            Mode::Fixed { .. } => "FIXED",
+            Mode::Handshake => "HANDSHAKE",
+        },
+        interval_ms: match config.mode {
+            Mode::Fixed { interval } => Some(interval.as_millis() as u64),
+            Mode::Handshake => None,
+        },
+        plc_code: config.plc_code.to_string(),
+        tag_count: config.tags.len(),
+        running: state.running,
+        connected: state.connected,
+        polls: state.polls,
+        errors: state.errors,
+        overruns: state.overruns,
+        pending_triggers: state.pending_triggers,
+        last_poll_time: state
+            .last_poll_time
+            .map(|t| tag_model::format_timestamp(t).to_string()),
+        last_poll_duration_ms: state.last_poll_duration.map(|d| d.as_secs_f64() * 1000.0),
+        last_error: state.last_error.clone(),
+    }
+}
+
+/// Polls every configured group on its own thread and hands the values to a consumer.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use polling_engine::{PollingConfig, PollingEngine};
+///
+/// let config = PollingConfig::from_toml(r#"
+///     [[plc]]
+///     plc_code = "PLC01"
+///     driver = "simulated"
+///     [[group]]
+///     name = "BUTTON"
+///     mode = "HANDSHAKE"
+///     plc_code = "PLC01"
+///     tags = ["D100", "D101"]
+/// "#, "inline").unwrap();
+/// let received = Arc::new(Mutex::new(Vec::new()));
+/// let sink = received.clone();
+/// let engine = PollingEngine::new(&config, Arc::new(move |values| sink.lock().unwrap().extend(values)));
+/// engine.start().unwrap();
+/// engine.handle().trigger("BUTTON").unwrap();
+/// while received.lock().unwrap().len() < 2 { std::thread::sleep(std::time::Duration::from_millis(5)); }
+/// assert_eq!(engine.stop(), 1);
+/// ```
+pub struct PollingEngine {
+    shared: Arc<Shared>,
+    drivers: Mutex<Vec<Option<Box<dyn PlcDriver>>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl PollingEngine {
+    /// An engine with the built-in drivers, not yet polling.
+    pub fn new(config: &PollingConfig, consumer: Arc<dyn Consumer>) -> Self {
+        Self::with_drivers(config, consumer, EngineOptions::default(), &builtin_driver)
+    }
+
+    /// An engine whose drivers come from `factory` (one per group).
+    pub fn with_drivers(
+        config: &PollingConfig,
+        consumer: Arc<dyn Consumer>,
+        options: EngineOptions,
+        factory: &DriverFactory,
+    ) -> Self {
+        let mut drivers = Vec::new();
+        let mut groups = Vec::new();
+        for group in &config.groups {
+            let plc = config.plcs.iter().find(|p| p.plc_code == group.plc_code);
+            drivers.push(plc.map(factory));
+            groups.push(Group {
+                config: group.clone(),
+                state: Mutex::new(GroupState::default()),
+                triggered: Condvar::new(),
+            });
+        }
+        PollingEngine {
+            shared: Arc::new(Shared {
+                groups,
+                stopping: AtomicBool::new(false),
+                consumer,
+                options,
+            }),
+            drivers: Mutex::new(drivers),
+            threads: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Number of groups.
+    pub fn group_count(&self) -> usize {
+        self.shared.groups.len()
+    }
+
+    /// Starts one thread per group; logs `Started polling group: NAME (FIXED, 1000ms)`.
+    pub fn start(&self) -> std::io::Result<()> {
+        let drivers =
+            std::mem::take(&mut *self.drivers.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        for (index, driver) in drivers.into_iter().enumerate() {
+            let Some(driver) = driver else { continue };
+            let shared = Arc::clone(&self.shared);
+            let group = &shared.groups[index];
+            group.lock().running = true;
+            match group.config.mode {
+                Mode::Fixed { interval } => log::info!(
+                    "Started polling group: {} (FIXED, {}ms)",
+                    group.config.name,
+                    interval.as_millis()
+                ),
+                Mode::Handshake => {
+                    log::info!("Started polling group: {} (HANDSHAKE)", group.config.name)
+                }
+            }
+            let name = format!("poll-{}", group.config.name);
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || run_group(&shared, index, driver))?;
+            threads.push(handle);
+        }
+        Ok(())
+    }
+
+    /// A handle for triggers and status.
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Stops every group (within a second unless a driver call blocks longer) and returns how
+    /// many were running.
+    pub fn stop(&self) -> usize {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        for group in &self.shared.groups {
+            let _state = group.lock();
+            group.triggered.notify_all();
+        }
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        let count = threads.len();
+        for thread in threads {
+            if thread.join().is_err() {
+                log::error!("A polling thread panicked");
+            }
+        }
+        count
+    }
+}
+
+impl Drop for PollingEngine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn builtin_driver(plc: &PlcConfig) -> Box<dyn PlcDriver> {
+    match &plc.driver {
+        DriverConfig::Simulated(options) => {
+            Box::new(SimulatedPlc::new(&plc.plc_code, options.clone()))
+        }
+    }
+}
+
+/// A group's poller: its driver and connection state.
+struct Poller<'a> {
+    shared: &'a Shared,
+    group: &'a Group,
+    driver: Box<dyn PlcDriver>,
+    connected: bool,
+    next_connect: Instant,
+    backoff: Duration,
+}
+
+fn run_group(shared: &Shared, index: usize, driver: Box<dyn PlcDriver>) {
+    let group = &shared.groups[index];
+    let mut poller = Poller {
+        shared,
+        group,
+        driver,
+        connected: false,
+        next_connect: Instant::now(),
+        backoff: shared.options.reconnect_min,
+    };
+    match group.config.mode {
+        Mode::Fixed { interval } => run_fixed(&mut poller, interval),
+        Mode::Handshake => run_handshake(&mut poller),
+    }
+    poller.driver.disconnect();
+    let mut state = group.lock();
+    state.running = false;
+    state.connected = false;
+}
+
+/// Polls on absolute deadlines start + k * interval: no drift; a deadline already past when a
+/// poll ends is skipped and counted as an overrun, never caught up in a burst.
+fn run_fixed(poller: &mut Poller<'_>, interval: Duration) {
+    let group = poller.group;
+    let start = Instant::now();
+    let mut tick: u32 = 0;
+    loop {
+        let deadline = start + interval * tick;
+        {
+            let mut state = group.lock();
+            loop {
+                if poller.shared.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                state = group
+                    .triggered
+                    .wait_timeout(state, deadline - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        }
+        poller.poll();
+        tick = tick.saturating_add(1);
+        let next = start + interval * tick;
+        let now = Instant::now();
+        if now > next {
+            let missed = ((now - next).as_nanos() / interval.as_nanos()) as u32 + 1;
+            group.lock().overruns += u64::from(missed);
+            tick = tick.saturating_add(missed);
+        }
+    }
+}
+
+fn run_handshake(poller: &mut Poller<'_>) {
+    let group = poller.group;
+    loop {
+        {
+            let mut state = group.lock();
+            loop {
+                if poller.shared.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                if state.pending_triggers > 0 {
+                    state.pending_triggers -= 1;
+                    break;
+                }
+                state = group
+                    .triggered
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        poller.poll();
+    }
+}
+
+impl Poller<'_> {
+    fn poll(&mut self) {
+        let config = &self.group.config;
+        let timestamp = chrono::Utc::now().naive_utc();
+        let started = Instant::now();
+        if !self.connected && started >= self.next_connect {
+            match self.driver.connect() {
+                Ok(()) => {
+                    if self.backoff > self.shared.options.reconnect_min {
+                        log::info!("{}: PLC {} connected again", config.name, config.plc_code);
+                    }
+                    self.connected = true;
+                    self.backoff = self.shared.options.reconnect_min;
+                }
+                Err(error) => self.schedule_reconnect(&error.to_string()),
+            }
+        }
+        let read = if self.connected {
+            self.driver.read(&config.tags)
+        } else {
+            Err(crate::DriverError::new(format!(
+                "PLC {} not connected",
+                config.plc_code
+            )))
+        };
+        let (results, failure) = match read {
+            Ok(results) if results.len() == config.tags.len() => {
+                let failure = results
+                    .iter()
+                    .find_map(|r| r.as_ref().err())
+                    .map(|e| e.to_string());
+                (results, failure)
+            }
+            Ok(results) => {
+                let error = format!(
+                    "the driver answered {} values for {} addresses",
+                    results.len(),
+                    config.tags.len()
+                );
+                self.disconnect(&error);
+                (Vec::new(), Some(error))
+            }
+            Err(error) => {
+                if self.connected {
+                    self.disconnect(&error.to_string());
+                }
+                (Vec::new(), Some(error.to_string()))
+            }
+        };
+        let mut values = Vec::with_capacity(config.tags.len());
+        for (index, tag) in config.tags.iter().enumerate() {
+            let (value, quality) = match results.get(index) {
+                Some(Ok(value)) if value.is_finite() => (Some(*value), Quality::Good),
+                _ => (None, Quality::Bad),
+            };
+            match TagValue::new(
+                timestamp,
+                Arc::clone(&config.plc_code),
+                Arc::clone(tag),
+                value,
+                quality,
+            ) {
+                Ok(value) => values.push(value),
+                // Codes and addresses were validated with the configuration.
+                Err(error) => log::error!("{}: {error}", config.name),
+            }
+        }
+        self.shared.consumer.consume(values);
+        let mut state = self.group.lock();
+        state.polls += 1;
+        state.connected = self.connected;
+        if failure.is_some() {
+            state.errors += 1;
+        }
+        state.last_error = failure;
+        state.last_poll_time = Some(timestamp);
+        state.last_poll_duration = Some(started.elapsed());
+    }
+
+    fn disconnect(&mut self, error: &str) {
+        self.driver.disconnect();
+        self.connected = false;
+        self.schedule_reconnect(error);
+    }
+
+    fn schedule_reconnect(&mut self, error: &str) {
+        let config = &self.group.config;
+        log::warn!(
+            "{}: PLC {} read failed: {error}; values are stored as BAD, reconnecting in {:.1} s",
+            config.name,
+            config.plc_code,
+            self.backoff.as_secs_f64()
+        );
+        self.next_connect = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(self.shared.options.reconnect_max);
+    }
+}
