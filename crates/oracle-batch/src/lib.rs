@@ -4,7 +4,9 @@
 mod sink;
 mod sqlite;
 
-pub use sink::{validate_table_name, FailureKind, RowRejection, Sink, SinkError, WriteReport};
+pub use sink::{
+    validate_table_name, FailureKind, RowRejection, Sink, SinkCheck, SinkError, WriteReport,
+};
 pub use sqlite::{SqliteSink, SQLITE_DDL};
 mod clock;
 pub mod conformance;
@@ -20,6 +22,6 @@ pub use oracle_sink::{
 };
 pub use secret::Secret;
 pub use writer::{
-    BatchWriter, BatchWriterBuilder, ShutdownReport, WriterConfig, WriterError, WriterStats,
-    MAX_RETRIES,
+    BatchWriter, BatchWriterBuilder, ShutdownReport, WriterConfig, WriterError, WriterMonitor,
+    WriterStats, MAX_RETRIES,
 };

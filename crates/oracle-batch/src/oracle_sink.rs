@@ -418,6 +418,37 @@ impl OracleSink {
         Ok(deleted)
     }
 
+    /// Reads one stored row back by primary key.
+    pub fn fetch(&self, key: &TagValue) -> Result<Option<TagValue>, SinkError> {
+        let connection = self.connection()?;
+        let sql = format!(
+            "SELECT tag_value, quality FROM {} \
+             WHERE plc_code = :1 AND tag_address = :2 AND timestamp = :3",
+            self.config.table
+        );
+        let row = connection.query_row_as::<(Option<f64>, String)>(
+            &sql,
+            &[&key.plc_code(), &key.tag_address(), &key.timestamp()],
+        );
+        let (value, quality) = match row {
+            Ok(row) => row,
+            Err(error) if error.kind() == ErrorKind::NoDataFound => return Ok(None),
+            Err(error) => return Err(self.classify(&error)),
+        };
+        let quality: Quality = quality
+            .parse()
+            .map_err(|e| SinkError::setup(format!("stored row: {e}")))?;
+        TagValue::new(
+            key.timestamp(),
+            key.plc_code_arc().clone(),
+            key.tag_address_arc().clone(),
+            value,
+            quality,
+        )
+        .map(Some)
+        .map_err(|e| SinkError::setup(format!("stored row: {e}")))
+    }
+
     /// The server's version banner, e.g. `Oracle Database 19c Enterprise Edition ...`.
     pub fn server_version(&self) -> Result<String, SinkError> {
         let connection = self.connection()?;
@@ -478,6 +509,18 @@ impl Sink for OracleSink {
             self.config.pool_min,
             self.config.pool_max
         )
+    }
+}
+
+impl crate::sink::SinkCheck for OracleSink {
+    fn server_version(&mut self) -> Result<String, SinkError> {
+        OracleSink::server_version(self)
+    }
+    fn fetch(&mut self, key: &TagValue) -> Result<Option<TagValue>, SinkError> {
+        OracleSink::fetch(self, key)
+    }
+    fn delete(&mut self, key: &TagValue) -> Result<bool, SinkError> {
+        OracleSink::delete(self, key)
     }
 }
 

@@ -29,6 +29,17 @@ pub trait Sink: Send {
     fn describe(&self) -> String;
 }
 
+/// What a connection check (`test_oracle_connection`) needs beyond writing: the server's
+/// version, and reading and deleting one row by primary key.
+pub trait SinkCheck: Sink {
+    /// The server or library version, e.g. `Oracle Database 19c ...` or `SQLite 3.50.2`.
+    fn server_version(&mut self) -> Result<String, SinkError>;
+    /// The stored row with `key`'s primary key, if any.
+    fn fetch(&mut self, key: &TagValue) -> Result<Option<TagValue>, SinkError>;
+    /// Deletes the row with `key`'s primary key; returns whether it existed.
+    fn delete(&mut self, key: &TagValue) -> Result<bool, SinkError>;
+}
+
 impl<S: Sink + ?Sized> Sink for Box<S> {
     fn write_batch(&mut self, batch: &[TagValue]) -> Result<WriteReport, SinkError> {
         (**self).write_batch(batch)

@@ -156,11 +156,6 @@ impl SqliteSink {
             .map_err(|e| classify(&e))
     }
 
-    /// The SQLite library version, e.g. `3.50.2`.
-    pub fn server_version(&self) -> String {
-        rusqlite::version().to_owned()
-    }
-
     /// Reads one stored row back by primary key.
     pub fn fetch(&self, key: &TagValue) -> Result<Option<TagValue>, SinkError> {
         let sql = format!(
@@ -256,6 +251,18 @@ impl Sink for SqliteSink {
             self.path.display(),
             self.table
         )
+    }
+}
+
+impl crate::sink::SinkCheck for SqliteSink {
+    fn server_version(&mut self) -> Result<String, SinkError> {
+        Ok(format!("SQLite {}", rusqlite::version()))
+    }
+    fn fetch(&mut self, key: &TagValue) -> Result<Option<TagValue>, SinkError> {
+        SqliteSink::fetch(self, key)
+    }
+    fn delete(&mut self, key: &TagValue) -> Result<bool, SinkError> {
+        SqliteSink::delete(self, key)
     }
 }
 

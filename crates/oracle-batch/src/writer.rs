@@ -363,6 +363,14 @@ impl BatchWriter {
         self.shared.counters.snapshot()
     }
 
+    /// A handle for other threads (an HTTP API, a signal handler) that outlives
+    /// [`shutdown`](Self::shutdown)'s consumption of the writer.
+    pub fn monitor(&self) -> WriterMonitor {
+        WriterMonitor {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// The rolling write metrics (shared; snapshots are cheap).
     pub fn metrics(&self) -> &Arc<RollingMetrics> {
         &self.shared.metrics
@@ -425,6 +433,50 @@ impl BatchWriter {
             clean: stats.in_flight == 0 && stats.unsaved == 0,
             overflow_count: shared.buffer.overflow_count(),
         }
+    }
+}
+
+/// Watches a running writer from another thread, and can hurry its shutdown.
+#[derive(Clone)]
+pub struct WriterMonitor {
+    shared: Arc<Shared>,
+}
+
+impl WriterMonitor {
+    /// Lifetime counts of where drained values went.
+    pub fn stats(&self) -> WriterStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// The rolling write metrics.
+    pub fn metrics(&self) -> &Arc<RollingMetrics> {
+        &self.shared.metrics
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &WriterConfig {
+        &self.shared.config
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stopping.is_set()
+    }
+
+    /// Ends a shutdown in progress as fast as possible: the deadline becomes now, so every
+    /// remaining batch goes straight to backup (for a second Ctrl+C).
+    pub fn hurry(&self) {
+        let now = u64::try_from(self.shared.now().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.shared.deadline_nanos.fetch_min(now, Ordering::SeqCst);
+        self.shared.stopping.set();
+    }
+}
+
+impl std::fmt::Debug for WriterMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterMonitor")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 

@@ -1,0 +1,45 @@
+//! What the binaries share: loading the configuration and starting the log.
+
+use std::process::ExitCode;
+
+use pipeline_service::{logging, Config, SinkConfig};
+
+/// Exit code for a bad setting (environment variable, `.env` or configuration file).
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code for a failure at start-up or at run time.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Reads the environment and `.env`, then starts logging. A bad value prints one line naming
+/// the variable and returns exit code 2.
+pub fn configure() -> Result<Config, ExitCode> {
+    let config = Config::load().map_err(|error| {
+        eprintln!("[ERROR] Configuration error: {error}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    logging::init(config.log_file.as_deref()).map_err(|error| {
+        eprintln!("[ERROR] Configuration error: {error}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    Ok(config)
+}
+
+/// Logs the configuration summary, without the password, and which sink was chosen and why.
+pub fn log_configuration(config: &Config) {
+    log::info!("Loading configuration from environment variables");
+    if config.sink_chosen_by_default {
+        match config.sink {
+            SinkConfig::Oracle(_) => {
+                log::info!("Sink: Oracle (SINK not set; ORACLE_HOST or ORACLE_DSN is)")
+            }
+            SinkConfig::Sqlite { .. } => log::info!(
+                "Sink: embedded SQLite (SINK not set and no ORACLE_HOST or ORACLE_DSN; set \
+                 them to write to Oracle)"
+            ),
+        }
+    } else {
+        log::info!("Sink: {} (SINK)", config.sink.kind());
+    }
+    for line in config.summary() {
+        log::info!("{line}");
+    }
+}

@@ -1,0 +1,522 @@
+//! Settings from environment variables and a `.env` file.
+//!
+//! Each variable is parsed on its own so that a bad value stops start-up with one line that
+//! names the variable, its value and what is allowed (envy's serde errors name neither).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oracle_batch::{OracleConfig, Secret, WriterConfig};
+
+/// Where values are written.
+#[derive(Clone, Debug)]
+pub enum SinkConfig {
+    /// Oracle Database.
+    Oracle(OracleConfig),
+    /// The embedded SQLite file.
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The table.
+        table: String,
+    },
+}
+
+impl SinkConfig {
+    /// `Oracle` or `SQLite`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::Oracle(_) => "Oracle",
+            SinkConfig::Sqlite { .. } => "SQLite",
+        }
+    }
+}
+
+/// Everything the service reads from its environment. `Debug` never shows the password.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The sink, with its settings.
+    pub sink: SinkConfig,
+    /// Whether SINK was set or chosen by default.
+    pub sink_chosen_by_default: bool,
+    /// Ring buffer capacity (BUFFER_MAX_SIZE).
+    pub buffer_max_size: usize,
+    /// Batching and retry.
+    pub writer: WriterConfig,
+    /// Writer threads (WRITER_THREADS).
+    pub writer_threads: usize,
+    /// BACKUP_DIR.
+    pub backup_dir: PathBuf,
+    /// API_BIND.
+    pub api_bind: SocketAddr,
+    /// LOG_FILE.
+    pub log_file: Option<PathBuf>,
+    /// PID_FILE: written at start, removed at exit; read by stop_all.
+    pub pid_file: PathBuf,
+}
+
+/// A bad setting: names the variable, the value, and what is allowed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}={value:?} is not valid: {allowed}")]
+pub struct ConfigError {
+    /// The variable, as the user spelled it.
+    pub variable: String,
+    /// The value given (never a password: those are not validated by content).
+    pub value: String,
+    /// What is allowed.
+    pub allowed: String,
+}
+
+/// Default PID file, in the working directory.
+pub const DEFAULT_PID_FILE: &str = "buffer-oracle-writer.pid";
+
+/// The variables, merged: the process environment wins over `.env`.
+#[derive(Clone, Debug, Default)]
+pub struct Vars(HashMap<String, String>);
+
+impl Vars {
+    /// The process environment plus `.env` in the working directory (if present).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut vars = HashMap::new();
+        match dotenvy::from_path_iter(Path::new(".env")) {
+            Ok(entries) => {
+                for entry in entries {
+                    let (key, value) = entry.map_err(|e| ConfigError {
+                        variable: ".env".into(),
+                        value: String::new(),
+                        allowed: format!("a KEY=value file: {e}"),
+                    })?;
+                    vars.insert(key, value);
+                }
+            }
+            Err(error) if error.not_found() => {}
+            Err(error) => {
+                return Err(ConfigError {
+                    variable: ".env".into(),
+                    value: String::new(),
+                    allowed: format!("a readable KEY=value file: {error}"),
+                })
+            }
+        }
+        vars.extend(std::env::vars());
+        Ok(Vars(vars))
+    }
+
+    /// Variables from pairs, for tests and embedding.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Vars(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+
+    /// The first of `names` that is set (and not empty), with the name used.
+    fn get(&self, names: &[&'static str]) -> Option<(&'static str, &str)> {
+        names.iter().find_map(|&name| {
+            self.0
+                .get(name)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(|v| (name, v))
+        })
+    }
+}
+
+fn invalid(variable: &str, value: &str, allowed: impl fmt::Display) -> ConfigError {
+    ConfigError {
+        variable: variable.to_owned(),
+        value: value.to_owned(),
+        allowed: allowed.to_string(),
+    }
+}
+
+/// Parses `names` (canonical first, then aliases) as a number in `range`, or `default`.
+fn number<T>(
+    vars: &Vars,
+    names: &[&'static str],
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some((name, text)) = vars.get(names) else {
+        return Ok(default);
+    };
+    let allowed = || format!("a whole number from {} to {}", range.start(), range.end());
+    let value: T = text.parse().map_err(|_| invalid(name, text, allowed()))?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(name, text, allowed()))
+    }
+}
+
+/// Parses seconds (fractions allowed) in `min..=max`.
+fn seconds(
+    vars: &Vars,
+    names: &[&'static str],
+    default: Duration,
+    min: f64,
+    max: f64,
+) -> Result<Duration, ConfigError> {
+    let Some((name, text)) = vars.get(names) else {
+        return Ok(default);
+    };
+    let allowed = || format!("a number of seconds from {min} to {max}");
+    let value: f64 = text.parse().map_err(|_| invalid(name, text, allowed()))?;
+    if !(min..=max).contains(&value) {
+        return Err(invalid(name, text, allowed()));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn text(vars: &Vars, names: &[&'static str]) -> Option<String> {
+    vars.get(names).map(|(_, v)| v.to_owned())
+}
+
+impl Config {
+    /// Reads the process environment and `.env`.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_vars(&Vars::from_env()?)
+    }
+
+    /// Validates `vars` into a configuration.
+    pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let buffer_max_size = number(vars, &["BUFFER_MAX_SIZE"], 100_000, 1..=100_000_000)?;
+        let batch_size_max = number(
+            vars,
+            &["BUFFER_BATCH_SIZE_MAX", "BUFFER_BATCH_SIZE"],
+            500,
+            1..=1_000_000,
+        )?;
+        if batch_size_max > buffer_max_size {
+            let (name, value) = vars
+                .get(&["BUFFER_BATCH_SIZE_MAX", "BUFFER_BATCH_SIZE"])
+                .unwrap_or(("BUFFER_BATCH_SIZE_MAX", ""));
+            return Err(invalid(
+                name,
+                value,
+                format!("at most BUFFER_MAX_SIZE ({buffer_max_size})"),
+            ));
+        }
+        let batch_threshold = number(vars, &["BUFFER_BATCH_THRESHOLD"], 500, 1..=100_000_000)?;
+        if batch_threshold > buffer_max_size {
+            let value = vars.get(&["BUFFER_BATCH_THRESHOLD"]).map_or("", |v| v.1);
+            return Err(invalid(
+                "BUFFER_BATCH_THRESHOLD",
+                value,
+                format!("at most BUFFER_MAX_SIZE ({buffer_max_size})"),
+            ));
+        }
+        let writer = WriterConfig {
+            batch_size_max,
+            batch_threshold,
+            write_interval: seconds(
+                vars,
+                &["BUFFER_WRITE_INTERVAL_SEC", "BUFFER_WRITE_INTERVAL"],
+                Duration::from_millis(500),
+                0.001,
+                3600.0,
+            )?,
+            retry_max: number(
+                vars,
+                &["ORACLE_RETRY_MAX"],
+                3,
+                0..=oracle_batch::MAX_RETRIES,
+            )?,
+            retry_base_delay: seconds(
+                vars,
+                &["ORACLE_RETRY_BASE_DELAY"],
+                Duration::from_secs(1),
+                0.0,
+                600.0,
+            )?,
+            metrics_window: Duration::from_secs(number(
+                vars,
+                &["METRICS_WINDOW_SEC"],
+                300,
+                1..=86_400,
+            )?),
+        };
+        let writer_threads = number(vars, &["WRITER_THREADS"], 1, 1..=64)?;
+        let table = text(vars, &["ORACLE_TABLE"]).unwrap_or_else(|| "TAG_VALUES".into());
+        if let Err(error) = oracle_batch::validate_table_name(&table) {
+            return Err(invalid("ORACLE_TABLE", &table, error.message()));
+        }
+
+        let oracle_configured = vars.get(&["ORACLE_HOST", "ORACLE_DSN"]).is_some();
+        let (sink_name, sink_chosen_by_default) = match vars.get(&["SINK"]) {
+            Some((_, value)) => (value.to_ascii_lowercase(), false),
+            None if oracle_configured => ("oracle".into(), true),
+            None => ("sqlite".into(), true),
+        };
+        let sink = match sink_name.as_str() {
+            "oracle" => SinkConfig::Oracle(oracle_config(vars, table)?),
+            "sqlite" => SinkConfig::Sqlite {
+                path: text(vars, &["SQLITE_PATH"])
+                    .map_or_else(|| PathBuf::from("./data/tag_values.db"), PathBuf::from),
+                table,
+            },
+            _ => {
+                let value = vars.get(&["SINK"]).map_or("", |v| v.1);
+                return Err(invalid("SINK", value, "oracle or sqlite"));
+            }
+        };
+
+        let api_bind = match vars.get(&["API_BIND"]) {
+            None => SocketAddr::from(([127, 0, 0, 1], 8000)),
+            Some((name, value)) => value
+                .parse()
+                .map_err(|_| invalid(name, value, "an address and port such as 127.0.0.1:8000"))?,
+        };
+        Ok(Config {
+            sink,
+            sink_chosen_by_default,
+            buffer_max_size,
+            writer,
+            writer_threads,
+            backup_dir: text(vars, &["BACKUP_DIR", "BACKUP_FILE_PATH"])
+                .map_or_else(|| PathBuf::from("./backup"), PathBuf::from),
+            api_bind,
+            log_file: text(vars, &["LOG_FILE"]).map(PathBuf::from),
+            pid_file: text(vars, &["PID_FILE"])
+                .map_or_else(|| PathBuf::from(DEFAULT_PID_FILE), PathBuf::from),
+        })
+    }
+
+    /// The start-up summary lines, without the password.
+    pub fn summary(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        match &self.sink {
+            SinkConfig::Oracle(oracle) => {
+                lines.push(format!("Oracle DSN: {}", oracle.connect_string));
+                lines.push(format!(
+                    "Oracle user: {}, table: {}",
+                    oracle.user, oracle.table
+                ));
+            }
+            SinkConfig::Sqlite { path, table } => {
+                lines.push(format!(
+                    "SQLite database: {} (table {table})",
+                    path.display()
+                ));
+            }
+        }
+        let writer = &self.writer;
+        lines.push(format!("Buffer max size: {}", self.buffer_max_size));
+        lines.push(format!(
+            "Batch size: up to {} (write at {} items or every {} seconds)",
+            writer.batch_size_max,
+            writer.batch_threshold,
+            writer.write_interval.as_secs_f64()
+        ));
+        lines.push(format!(
+            "Retries: {} after {:.1} s, doubling",
+            writer.retry_max,
+            writer.retry_base_delay.as_secs_f64()
+        ));
+        lines.push(format!("Backup directory: {}", self.backup_dir.display()));
+        lines.push(format!("Writer threads: {}", self.writer_threads));
+        lines
+    }
+}
+
+fn oracle_config(vars: &Vars, table: String) -> Result<OracleConfig, ConfigError> {
+    let connect_string = match (
+        text(vars, &["ORACLE_DSN"]),
+        text(vars, &["ORACLE_HOST"]),
+        text(vars, &["ORACLE_SERVICE_NAME"]),
+    ) {
+        (Some(dsn), _, _) => dsn,
+        (None, Some(host), Some(service)) => {
+            let port = number(vars, &["ORACLE_PORT"], 1521u16, 1..=65_535)?;
+            OracleConfig::easy_connect(&host, port, &service)
+        }
+        (None, Some(_), None) => {
+            return Err(invalid(
+                "ORACLE_SERVICE_NAME",
+                "",
+                "required with ORACLE_HOST (or set ORACLE_DSN)",
+            ))
+        }
+        (None, None, _) => {
+            return Err(invalid(
+                "ORACLE_HOST",
+                "",
+                "required for SINK=oracle (or set ORACLE_DSN)",
+            ))
+        }
+    };
+    let Some(user) = text(vars, &["ORACLE_USER", "ORACLE_USERNAME"]) else {
+        return Err(invalid("ORACLE_USER", "", "required for SINK=oracle"));
+    };
+    let password = Secret::new(text(vars, &["ORACLE_PASSWORD"]).unwrap_or_default());
+    let pool_min = number(vars, &["ORACLE_POOL_MIN"], 2u32, 0..=1000)?;
+    let pool_max = number(vars, &["ORACLE_POOL_MAX"], 5u32, 1..=1000)?;
+    if pool_min > pool_max {
+        return Err(invalid(
+            "ORACLE_POOL_MIN",
+            &pool_min.to_string(),
+            format!("at most ORACLE_POOL_MAX ({pool_max})"),
+        ));
+    }
+    Ok(OracleConfig {
+        connect_string,
+        user,
+        password,
+        table,
+        pool_min,
+        pool_max,
+        pool_timeout: seconds(
+            vars,
+            &["ORACLE_POOL_TIMEOUT"],
+            Duration::from_secs(10),
+            0.1,
+            600.0,
+        )?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_vars(&Vars::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_the_design_table() {
+        let config = config(&[]).unwrap();
+        assert!(matches!(&config.sink, SinkConfig::Sqlite { path, table }
+            if path == Path::new("./data/tag_values.db") && table == "TAG_VALUES"));
+        assert!(config.sink_chosen_by_default);
+        assert_eq!(config.buffer_max_size, 100_000);
+        assert_eq!(config.writer, WriterConfig::default());
+        assert_eq!(config.writer_threads, 1);
+        assert_eq!(config.backup_dir, Path::new("./backup"));
+        assert_eq!(config.api_bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.log_file, None);
+    }
+
+    #[test]
+    fn oracle_is_the_default_when_oracle_is_configured() {
+        let config = config(&[
+            ("ORACLE_HOST", "oracle.example.com"),
+            ("ORACLE_SERVICE_NAME", "XEPDB1"),
+            ("ORACLE_USERNAME", "scada_user"),
+            ("ORACLE_PASSWORD", "your_secure_password"),
+        ])
+        .unwrap();
+        let SinkConfig::Oracle(oracle) = &config.sink else {
+            panic!("{config:?}")
+        };
+        assert_eq!(oracle.connect_string, "oracle.example.com:1521/XEPDB1");
+        assert_eq!(oracle.user, "scada_user");
+        assert_eq!(oracle.password.expose(), "your_secure_password");
+        assert_eq!((oracle.pool_min, oracle.pool_max), (2, 5));
+        assert_eq!(oracle.pool_timeout, Duration::from_secs(10));
+        let shown = format!("{config:?} {}", config.summary().join("\n"));
+        assert!(!shown.contains("your_secure_password"), "{shown}");
+        assert!(shown.contains("Oracle DSN: oracle.example.com:1521/XEPDB1"));
+    }
+
+    #[test]
+    fn both_spellings_are_accepted_and_the_canonical_wins() {
+        let config = config(&[
+            ("BUFFER_BATCH_SIZE", "100"),
+            ("BUFFER_WRITE_INTERVAL", "2.5"),
+            ("BACKUP_FILE_PATH", "/var/lib/bow/backup"),
+        ])
+        .unwrap();
+        assert_eq!(config.writer.batch_size_max, 100);
+        assert_eq!(config.writer.write_interval, Duration::from_millis(2500));
+        assert_eq!(config.backup_dir, Path::new("/var/lib/bow/backup"));
+        let config = self::config(&[
+            ("BUFFER_BATCH_SIZE", "100"),
+            ("BUFFER_BATCH_SIZE_MAX", "200"),
+        ])
+        .unwrap();
+        assert_eq!(config.writer.batch_size_max, 200);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_the_value_and_what_is_allowed() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("BUFFER_MAX_SIZE", "lots")],
+                "BUFFER_MAX_SIZE=\"lots\" is not valid: a whole number from 1 to 100000000",
+            ),
+            (
+                &[("BUFFER_MAX_SIZE", "0")],
+                "BUFFER_MAX_SIZE=\"0\" is not valid: a whole number from 1 to 100000000",
+            ),
+            (
+                &[("BUFFER_MAX_SIZE", "100"), ("BUFFER_BATCH_SIZE", "500")],
+                "BUFFER_BATCH_SIZE=\"500\" is not valid: at most BUFFER_MAX_SIZE (100)",
+            ),
+            (
+                &[("BUFFER_WRITE_INTERVAL_SEC", "-1")],
+                "BUFFER_WRITE_INTERVAL_SEC=\"-1\" is not valid: a number of seconds from 0.001 to 3600",
+            ),
+            (
+                &[("ORACLE_RETRY_MAX", "99")],
+                "ORACLE_RETRY_MAX=\"99\" is not valid: a whole number from 0 to 16",
+            ),
+            (
+                &[("SINK", "mysql")],
+                "SINK=\"mysql\" is not valid: oracle or sqlite",
+            ),
+            (
+                &[("SINK", "oracle")],
+                "ORACLE_HOST=\"\" is not valid: required for SINK=oracle (or set ORACLE_DSN)",
+            ),
+            (
+                &[("ORACLE_HOST", "h")],
+                "ORACLE_SERVICE_NAME=\"\" is not valid: required with ORACLE_HOST",
+            ),
+            (
+                &[("ORACLE_DSN", "h/s"), ("ORACLE_PORT", "99999")],
+                "ORACLE_USER=\"\" is not valid: required for SINK=oracle",
+            ),
+            (
+                &[("ORACLE_DSN", "h/s"), ("ORACLE_USER", "u"), ("ORACLE_POOL_MIN", "9")],
+                "ORACLE_POOL_MIN=\"9\" is not valid: at most ORACLE_POOL_MAX (5)",
+            ),
+            (
+                &[("ORACLE_TABLE", "tag values")],
+                "ORACLE_TABLE=\"tag values\" is not valid: table name",
+            ),
+            (
+                &[("API_BIND", "localhost")],
+                "API_BIND=\"localhost\" is not valid: an address and port such as 127.0.0.1:8000",
+            ),
+            (
+                &[("WRITER_THREADS", "0")],
+                "WRITER_THREADS=\"0\" is not valid: a whole number from 1 to 64",
+            ),
+        ];
+        for (pairs, expected) in cases {
+            let error = config(pairs).unwrap_err().to_string();
+            assert!(
+                error.starts_with(expected),
+                "got {error:?}, wanted {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let config = config(&[("BUFFER_MAX_SIZE", ""), ("SINK", " ")]).unwrap();
+        assert_eq!(config.buffer_max_size, 100_000);
+        assert_eq!(config.sink.kind(), "SQLite");
+    }
+}

@@ -1,0 +1,199 @@
+//! The HTTP API, on its own thread with a single-threaded tokio runtime.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use polling_engine::TriggerError;
+use prometheus_client::registry::Registry;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::ingest::parse_ingest;
+use crate::state::ServiceState;
+
+/// Largest ingest body: 16 MiB.
+pub const MAX_INGEST_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Clone)]
+struct Api {
+    state: Arc<ServiceState>,
+    registry: Arc<Registry>,
+}
+
+/// The running server; [`HttpServer::stop`] ends it.
+pub struct HttpServer {
+    address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The routes, for the server and for tests.
+fn router(state: Arc<ServiceState>) -> Router {
+    let registry = Arc::new(crate::prometheus::registry(Arc::clone(&state)));
+    Router::new()
+        .route("/api/buffer/metrics", get(buffer_metrics))
+        .route("/api/buffer/writer/metrics", get(writer_metrics))
+        .route("/api/buffer/health", get(health))
+        .route("/api/buffer/ingest", post(ingest))
+        .route("/api/polling/status", get(polling_status))
+        .route("/api/polling/groups/{name}/trigger", post(trigger))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_INGEST_BYTES))
+        .with_state(Api { state, registry })
+}
+
+impl HttpServer {
+    /// Binds `address` (so a taken port fails start-up at once) and serves on a new thread.
+    pub fn start(address: SocketAddr, state: Arc<ServiceState>) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind(address)?;
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = router(state);
+        let thread = std::thread::Builder::new()
+            .name("http-api".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => listener,
+                        Err(error) => {
+                            log::error!("HTTP API: {error}");
+                            return;
+                        }
+                    };
+                    let shutdown = async {
+                        let _ = stopped.await;
+                    };
+                    if let Err(error) = axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                    {
+                        log::error!("HTTP API stopped: {error}");
+                    }
+                });
+            })?;
+        Ok(HttpServer {
+            address,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address served (with the real port when 0 was asked for).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops accepting requests and waits for the server thread.
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn buffer_metrics(State(api): State<Api>) -> Response {
+    json_response(StatusCode::OK, &api.state.buffer_metrics())
+}
+
+async fn writer_metrics(State(api): State<Api>) -> Response {
+    json_response(StatusCode::OK, &api.state.writer_metrics())
+}
+
+async fn health(State(api): State<Api>) -> Response {
+    let (healthy, body) = api.state.health();
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, &body)
+}
+
+async fn polling_status(State(api): State<Api>) -> Response {
+    json_response(StatusCode::OK, &api.state.polling_status())
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::prometheus::render(&api.registry),
+    )
+        .into_response()
+}
+
+async fn ingest(State(api): State<Api>, body: Bytes) -> Response {
+    let state = &api.state;
+    if state.is_shutting_down() {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"error": "the service is shutting down and accepts no more values"}),
+        );
+    }
+    let values = match parse_ingest(&body, chrono::Utc::now().naive_utc()) {
+        Ok(values) => values,
+        Err(error) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": error.to_string(), "item": error.index, "field": error.field}),
+            )
+        }
+    };
+    match state.push(values) {
+        Ok(pushed) => json_response(
+            StatusCode::OK,
+            &json!({"accepted": pushed.pushed, "displaced": pushed.displaced}),
+        ),
+        Err(_) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"error": "the service is shutting down and accepts no more values"}),
+        ),
+    }
+}
+
+async fn trigger(State(api): State<Api>, Path(name): Path<String>) -> Response {
+    let Some(engine) = api.state.engine.get() else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "no polling engine runs in this service (start it with start_all)"}),
+        );
+    };
+    match engine.trigger(&name) {
+        Ok(()) => json_response(StatusCode::ACCEPTED, &json!({"triggered": name})),
+        Err(error) => {
+            let status = match error {
+                TriggerError::UnknownGroup(_) => StatusCode::NOT_FOUND,
+                TriggerError::NotHandshake(_) => StatusCode::CONFLICT,
+                TriggerError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            json_response(status, &json!({"error": error.to_string()}))
+        }
+    }
+}

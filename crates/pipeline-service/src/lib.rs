@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod config;
+mod http;
+mod ingest;
+pub mod logging;
+pub mod pid;
+mod prometheus;
+mod service;
+mod state;
+
+pub use config::{Config, ConfigError, SinkConfig, Vars, DEFAULT_PID_FILE};
+pub use http::{HttpServer, MAX_INGEST_BYTES};
+pub use ingest::{parse_ingest, parse_line, IngestError};
+pub use prometheus::PREFIX as METRICS_PREFIX;
+pub use service::{
+    pid_file, read_ndjson, Service, ShutdownSummary, StartError, StopReason, FLUSH_GRACE,
+};
+pub use state::{Accounting, ServiceState};

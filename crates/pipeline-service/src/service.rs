@@ -1,0 +1,389 @@
+//! The running service: buffer, writer, sinks, HTTP API, optional polling engine; start-up
+//! and the shutdown sequence of the spec's quickstart.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use csv_backup::BackupWriter;
+use oracle_batch::{BatchWriter, OracleSink, ShutdownReport, Sink, SqliteSink, WriterMonitor};
+use polling_engine::{PollingConfig, PollingEngine};
+use ringbuf_core::RingBuffer;
+
+use crate::config::{Config, SinkConfig};
+use crate::http::HttpServer;
+use crate::state::ServiceState;
+
+/// How long the writer may take to flush at shutdown; the rest of the 5 s budget is for the
+/// HTTP server and the log.
+pub const FLUSH_GRACE: Duration = Duration::from_secs(4);
+
+/// Why the service could not start. The message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database cannot be used as configured.
+    #[error("{0}")]
+    Sink(String),
+    /// The backup directory cannot be created.
+    #[error(transparent)]
+    Backup(#[from] csv_backup::BackupError),
+    /// The writer settings are invalid.
+    #[error(transparent)]
+    Writer(#[from] oracle_batch::WriterError),
+    /// The API port is taken or not allowed.
+    #[error("cannot listen on {address}: {source} (set API_BIND to another address)")]
+    Http {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The PID file is held by another running service, or cannot be written.
+    #[error("{0}")]
+    Pid(String),
+    /// A thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Why the service is stopping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// SIGINT, SIGTERM or Ctrl+C.
+    Signal,
+    /// Standard input ended (`--stdin`).
+    EndOfInput,
+}
+
+/// A running service.
+pub struct Service {
+    config: Config,
+    state: Arc<ServiceState>,
+    writer: BatchWriter,
+    http: HttpServer,
+    engine: Option<PollingEngine>,
+    stop_tx: Sender<StopReason>,
+    stop_rx: Receiver<StopReason>,
+}
+
+/// What [`Service::shutdown`] did.
+#[derive(Debug)]
+pub struct ShutdownSummary {
+    /// The writer's final report.
+    pub writer: ShutdownReport,
+    /// Whether every accepted value was accounted for.
+    pub balanced: bool,
+}
+
+impl Service {
+    /// Opens the sink, backup directory and buffer, starts the writer threads and the HTTP
+    /// API, and writes the PID file. Logs each step as the quickstart does.
+    pub fn start(config: Config) -> Result<Service, StartError> {
+        let sinks = open_sinks(&config)?;
+        let kind = config.sink.kind();
+        let description = sinks[0].describe();
+        let backup = Arc::new(BackupWriter::new(&config.backup_dir)?);
+        let buffer = Arc::new(
+            RingBuffer::new(config.buffer_max_size)
+                .map_err(|e| StartError::Sink(format!("BUFFER_MAX_SIZE: {e}")))?,
+        );
+        log::info!("Buffer created (max {} items)", buffer.capacity());
+        log::info!("Starting {kind}Writer thread...");
+        let mut builder = BatchWriter::builder(Arc::clone(&buffer), Arc::clone(&backup))
+            .config(config.writer.clone());
+        for sink in sinks {
+            builder = builder.boxed_sink(sink);
+        }
+        let writer = builder.spawn()?;
+        let state = Arc::new(ServiceState::new(
+            buffer,
+            backup,
+            writer.monitor(),
+            kind,
+            description,
+        ));
+        let http = match HttpServer::start(config.api_bind, Arc::clone(&state)) {
+            Ok(http) => http,
+            Err(source) => {
+                writer.shutdown(FLUSH_GRACE);
+                return Err(StartError::Http {
+                    address: config.api_bind,
+                    source,
+                });
+            }
+        };
+        if let Err(error) = crate::pid::write_pid(&config.pid_file) {
+            http.stop();
+            writer.shutdown(FLUSH_GRACE);
+            return Err(StartError::Pid(error));
+        }
+        let (stop_tx, stop_rx) = channel();
+        Ok(Service {
+            config,
+            state,
+            writer,
+            http,
+            engine: None,
+            stop_tx,
+            stop_rx,
+        })
+    }
+
+    /// Creates a polling engine that feeds this service's buffer (not started yet).
+    pub fn polling_engine(&self, config: &PollingConfig) -> PollingEngine {
+        let state = Arc::clone(&self.state);
+        PollingEngine::new(
+            config,
+            Arc::new(move |values: Vec<tag_model::TagValue>| {
+                if let Err(refused) = state.push(values) {
+                    log::warn!(
+                        "{} polled values refused: the service is stopping",
+                        refused.len()
+                    );
+                }
+            }),
+        )
+    }
+
+    /// Hands the engine to the service, which stops it first at shutdown and serves its
+    /// status and triggers over HTTP.
+    pub fn attach_engine(&mut self, engine: PollingEngine) {
+        let _ = self.state.engine.set(engine.handle());
+        self.engine = Some(engine);
+    }
+
+    /// The shared state (buffer, writer counts, metrics).
+    pub fn state(&self) -> &Arc<ServiceState> {
+        &self.state
+    }
+
+    /// The address the HTTP API listens on.
+    pub fn http_address(&self) -> SocketAddr {
+        self.http.address()
+    }
+
+    /// The writer's monitor (for a second Ctrl+C).
+    pub fn writer_monitor(&self) -> WriterMonitor {
+        self.writer.monitor()
+    }
+
+    /// A sender that makes [`wait`](Self::wait) return.
+    pub fn stopper(&self) -> Sender<StopReason> {
+        self.stop_tx.clone()
+    }
+
+    /// Installs the SIGINT/SIGTERM handler: the first signal stops the service gracefully,
+    /// the second saves everything left to backup at once, the third exits immediately.
+    pub fn handle_signals(&self) -> Result<(), String> {
+        install_signal_handler(self.stopper(), self.writer_monitor())
+    }
+
+    /// Reads NDJSON tag values from standard input on a new thread; a bad line is logged
+    /// with its number and skipped; the end of input stops the service.
+    pub fn read_stdin(&self) -> Result<(), StartError> {
+        let state = Arc::clone(&self.state);
+        let stop = self.stopper();
+        std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                read_ndjson(std::io::stdin().lock(), &state);
+                let _ = stop.send(StopReason::EndOfInput);
+            })
+            .map(drop)
+            .map_err(StartError::Thread)
+    }
+
+    /// Blocks until a signal (or the end of standard input) asks the service to stop.
+    pub fn wait(&self) -> StopReason {
+        self.stop_rx.recv().unwrap_or(StopReason::Signal)
+    }
+
+    /// Stops polling, refuses new values, flushes the buffer (to backup what cannot be
+    /// written in time), closes the database, stops the API and logs the final metrics.
+    pub fn shutdown(self) -> ShutdownSummary {
+        let kind = self.state.sink_kind;
+        self.state.begin_shutdown();
+        if let Some(engine) = &self.engine {
+            log::info!("Stopping polling engine...");
+            let stopped = engine.stop();
+            log::info!("Stopped {stopped} polling groups");
+        }
+        log::info!("Stopping {kind} writer...");
+        let report = self.writer.shutdown(FLUSH_GRACE);
+        match kind {
+            "Oracle" => {
+                log::info!("Closing Oracle connection pool...");
+                log::info!("Oracle connection pool closed");
+            }
+            _ => log::info!("{kind} database closed"),
+        }
+        self.http.stop();
+        let accounting = self.state.accounting();
+        let snapshot = self.state.writer.metrics().snapshot();
+        let lifetime = snapshot.lifetime;
+        log::info!("Final metrics:");
+        log::info!("  Total writes: {}", lifetime.writes);
+        log::info!(
+            "  Success rate: {:.1}%",
+            if lifetime.writes == 0 {
+                100.0
+            } else {
+                lifetime.successes as f64 * 100.0 / lifetime.writes as f64
+            }
+        );
+        log::info!("  Overflow count: {}", accounting.overflow);
+        log::info!(
+            "  Values accepted: {}, written: {}, already stored: {}, backed up: {}, rejected: {}",
+            accounting.accepted,
+            accounting.written,
+            accounting.duplicates,
+            accounting.backed_up,
+            accounting.rejected
+        );
+        if !accounting.balanced || accounting.unsaved > 0 {
+            log::error!("Accounting does not balance at shutdown: {accounting:?}");
+        }
+        crate::pid::remove_pid(&self.config.pid_file);
+        log::info!("Shutdown complete");
+        ShutdownSummary {
+            writer: report,
+            balanced: accounting.balanced,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// Opens one sink per writer thread; a set-up error (no client library, bad credentials,
+/// missing table) stops start-up, an unreachable database does not: the writer retries and
+/// backs up until it returns.
+fn open_sinks(config: &Config) -> Result<Vec<Box<dyn Sink>>, StartError> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    match &config.sink {
+        SinkConfig::Oracle(oracle) => {
+            log::info!(
+                "Creating Oracle connection pool (min={}, max={})...",
+                oracle.pool_min,
+                oracle.pool_max
+            );
+            let mut sink =
+                OracleSink::new(oracle.clone()).map_err(|e| StartError::Sink(e.to_string()))?;
+            match sink.probe() {
+                Ok(()) => log::info!("Oracle connection pool created successfully"),
+                Err(error) if error.is_transient() => log::warn!(
+                    "Oracle is not reachable yet: {error}. Values are kept, retried and backed \
+                     up until it is"
+                ),
+                Err(error) => return Err(StartError::Sink(format!("Oracle: {error}"))),
+            }
+            for _ in 0..config.writer_threads {
+                sinks.push(Box::new(sink.clone()));
+            }
+        }
+        SinkConfig::Sqlite { path, table } => {
+            log::info!("Opening SQLite database {}...", path.display());
+            for _ in 0..config.writer_threads {
+                let sink =
+                    SqliteSink::open(path, table).map_err(|e| StartError::Sink(e.to_string()))?;
+                sinks.push(Box::new(sink));
+            }
+            log::info!("SQLite database ready (table {table})");
+        }
+    }
+    Ok(sinks)
+}
+
+static SIGNALS: AtomicU32 = AtomicU32::new(0);
+static SIGNAL_TARGET: OnceLock<(Sender<StopReason>, WriterMonitor)> = OnceLock::new();
+
+fn install_signal_handler(stop: Sender<StopReason>, monitor: WriterMonitor) -> Result<(), String> {
+    if SIGNAL_TARGET.set((stop, monitor)).is_err() {
+        return Err("the signal handler is already installed".into());
+    }
+    ctrlc::set_handler(|| {
+        let count = SIGNALS.fetch_add(1, Ordering::SeqCst) + 1;
+        let Some((stop, monitor)) = SIGNAL_TARGET.get() else {
+            return;
+        };
+        match count {
+            1 => {
+                log::info!("Shutdown signal received");
+                let _ = stop.send(StopReason::Signal);
+            }
+            2 => {
+                log::warn!(
+                    "Second interrupt: saving everything left to CSV backup now (press Ctrl+C \
+                     again to exit at once, losing what is not saved yet)"
+                );
+                monitor.hurry();
+            }
+            _ => {
+                log::error!("Third interrupt: exiting at once");
+                std::process::exit(130);
+            }
+        }
+    })
+    .map_err(|e| format!("cannot install the Ctrl+C handler: {e}"))
+}
+
+/// Pushes NDJSON tag values from `input` into the buffer in chunks; returns (values, bad
+/// lines).
+pub fn read_ndjson(input: impl BufRead, state: &ServiceState) -> (u64, u64) {
+    let mut chunk = Vec::with_capacity(1000);
+    let (mut read, mut bad) = (0u64, 0u64);
+    let flush = |chunk: &mut Vec<tag_model::TagValue>| {
+        if chunk.is_empty() {
+            return;
+        }
+        if let Err(refused) = state.push(std::mem::take(chunk)) {
+            log::error!(
+                "{} values from standard input refused: the service is stopping",
+                refused.len()
+            );
+        }
+    };
+    for (index, line) in input.lines().enumerate() {
+        let line_number = index + 1;
+        let line = match line {
+            Ok(line) => line,
+            Err(error) => {
+                log::error!("standard input line {line_number}: {error}");
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match crate::ingest::parse_line(line_number, &line, chrono::Utc::now().naive_utc()) {
+            Ok(value) => {
+                read += 1;
+                chunk.push(value);
+                if chunk.len() == 1000 {
+                    flush(&mut chunk);
+                }
+            }
+            Err(error) => {
+                bad += 1;
+                log::error!(
+                    "standard input line {line_number} skipped: {}",
+                    error.message
+                );
+            }
+        }
+    }
+    flush(&mut chunk);
+    log::info!("End of standard input: {read} values read, {bad} lines refused");
+    (read, bad)
+}
+
+/// The config's PID file path (for stop_all).
+pub fn pid_file(config: &Config) -> PathBuf {
+    config.pid_file.clone()
+}

@@ -1,0 +1,283 @@
+//! What the HTTP API reads: the buffer, the writer's counts, the backup directory, the
+//! polling engine; and the JSON it answers with.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Utc};
+use csv_backup::BackupWriter;
+use oracle_batch::WriterMonitor;
+use polling_engine::EngineHandle;
+use ringbuf_core::{BatchPush, RingBuffer};
+use serde_json::{json, Value};
+use tag_model::TagValue;
+
+/// Shared by the service, its HTTP handlers and its producers.
+pub struct ServiceState {
+    /// The ring buffer.
+    pub buffer: Arc<RingBuffer<TagValue>>,
+    /// The backup directory.
+    pub backup: Arc<BackupWriter>,
+    /// The writer's counts and metrics.
+    pub writer: WriterMonitor,
+    /// The polling engine, when one runs.
+    pub engine: OnceLock<EngineHandle>,
+    /// `Oracle` or `SQLite`.
+    pub sink_kind: &'static str,
+    /// Where values are written (no password).
+    pub sink_description: String,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    shutting_down: AtomicBool,
+}
+
+/// The accounting of every value the service accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Accounting {
+    /// Values accepted into the buffer.
+    pub accepted: u64,
+    /// Rows inserted.
+    pub written: u64,
+    /// Rows already stored.
+    pub duplicates: u64,
+    /// Rows in rejected files.
+    pub rejected: u64,
+    /// Rows in backup files.
+    pub backed_up: u64,
+    /// Values displaced from the full buffer.
+    pub overflow: u64,
+    /// Values in the buffer now.
+    pub buffered: u64,
+    /// Values being written.
+    pub in_flight: u64,
+    /// Values lost at shutdown because neither the database nor any disk took them.
+    pub unsaved: u64,
+    /// accepted == the sum of the rest.
+    pub balanced: bool,
+}
+
+impl ServiceState {
+    pub(crate) fn new(
+        buffer: Arc<RingBuffer<TagValue>>,
+        backup: Arc<BackupWriter>,
+        writer: WriterMonitor,
+        sink_kind: &'static str,
+        sink_description: String,
+    ) -> Self {
+        ServiceState {
+            buffer,
+            backup,
+            writer,
+            engine: OnceLock::new(),
+            sink_kind,
+            sink_description,
+            accepted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Pushes values into the buffer, counting them; once shutdown began, refuses them all
+    /// and hands them back.
+    pub fn push(&self, values: Vec<TagValue>) -> Result<BatchPush, Vec<TagValue>> {
+        let count = values.len() as u64;
+        match self.buffer.push_batch(values) {
+            Ok(pushed) => {
+                self.accepted.fetch_add(count, Ordering::SeqCst);
+                Ok(pushed)
+            }
+            Err(closed) => {
+                self.refused.fetch_add(count, Ordering::SeqCst);
+                Err(closed.into_inner())
+            }
+        }
+    }
+
+    /// Whether shutdown has begun (ingest answers 503).
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Where every accepted value is now.
+    pub fn accounting(&self) -> Accounting {
+        // Read the writer first: a value moving from buffer to writer meanwhile is then
+        // counted twice at worst, never missed, and the next read balances.
+        let stats = self.writer.stats();
+        let buffered = self.buffer.len() as u64;
+        let overflow = self.buffer.overflow_count();
+        let accepted = self.accepted.load(Ordering::SeqCst);
+        let settled = stats.drained() + overflow + buffered;
+        Accounting {
+            accepted,
+            written: stats.written,
+            duplicates: stats.duplicates,
+            rejected: stats.rejected,
+            backed_up: stats.backed_up,
+            overflow,
+            buffered,
+            in_flight: stats.in_flight,
+            unsaved: stats.unsaved,
+            balanced: accepted == settled,
+        }
+    }
+
+    /// `GET /api/buffer/metrics`: the quickstart's fields, plus the accounting.
+    pub fn buffer_metrics(&self) -> Value {
+        let snapshot = self.writer.metrics().snapshot();
+        let lifetime = snapshot.lifetime;
+        let backup = self.backup.stats().unwrap_or_default();
+        json!({
+            "buffer": {
+                "current_size": self.buffer.len(),
+                "max_size": self.buffer.capacity(),
+                "utilization_pct": round(self.buffer.utilization_pct(), 3),
+                "overflow_count": self.buffer.overflow_count(),
+            },
+            "writer": {
+                "sink": self.sink_kind,
+                "total_writes": lifetime.writes,
+                "successful_writes": lifetime.successes,
+                "failed_writes": lifetime.failures,
+                "success_rate_pct": rate(lifetime.successes, lifetime.writes),
+                "avg_batch_size": round(snapshot.avg_batch_size, 1),
+                "avg_write_latency_ms": round(snapshot.avg_latency_ms, 1),
+                "p99_write_latency_ms": round(snapshot.p99_latency_ms, 1),
+                "throughput_items_per_sec": round(snapshot.throughput_items_per_sec, 1),
+                "last_write_time": snapshot.last_success.map(iso),
+            },
+            "backup": {
+                "file_count": backup.pending_files,
+                "total_bytes": backup.pending_bytes,
+                "rejected_file_count": backup.rejected_files,
+                "rejected_bytes": backup.rejected_bytes,
+                "directory": self.backup.dir().display().to_string(),
+            },
+            "accounting": self.accounting(),
+        })
+    }
+
+    /// `GET /api/buffer/writer/metrics`: the rolling window.
+    pub fn writer_metrics(&self) -> Value {
+        let s = self.writer.metrics().snapshot();
+        json!({
+            "window_sec": s.window.as_secs(),
+            "covered_sec": s.covered.as_secs(),
+            "writes": s.writes,
+            "successes": s.successes,
+            "failures": s.failures,
+            "success_rate_pct": round(s.success_rate_pct, 3),
+            "avg_batch_size": round(s.avg_batch_size, 1),
+            "items_written": s.items_written,
+            "throughput_items_per_sec": round(s.throughput_items_per_sec, 1),
+            "avg_latency_ms": round(s.avg_latency_ms, 3),
+            "max_latency_ms": round(s.max_latency_ms, 3),
+            "p50_latency_ms": round(s.p50_latency_ms, 3),
+            "p95_latency_ms": round(s.p95_latency_ms, 3),
+            "p99_latency_ms": round(s.p99_latency_ms, 3),
+            "last_success_time": s.last_success.map(iso),
+            "last_failure_time": s.last_failure.map(iso),
+            "lifetime": {
+                "writes": s.lifetime.writes,
+                "successes": s.lifetime.successes,
+                "failures": s.lifetime.failures,
+                "items": s.lifetime.items,
+                "items_written": s.lifetime.items_written,
+            },
+        })
+    }
+
+    /// `GET /api/buffer/health`: healthy (200), or degraded / unhealthy (503) with reasons.
+    pub fn health(&self) -> (bool, Value) {
+        let snapshot = self.writer.metrics().snapshot();
+        let stats = self.writer.stats();
+        let backup = self.backup.stats();
+        let mut unhealthy = Vec::new();
+        let mut degraded = Vec::new();
+        if self.is_shutting_down() {
+            unhealthy.push("the service is shutting down".to_owned());
+        }
+        if stats.in_flight > self.writer.config().batch_size_max as u64 * 2 {
+            unhealthy.push(format!(
+                "{} values are held in memory: neither the database nor the backup directory takes them",
+                stats.in_flight
+            ));
+        }
+        if let (Some(failure), success) = (snapshot.last_failure, snapshot.last_success) {
+            if success.is_none_or(|success| failure > success) {
+                degraded.push(format!(
+                    "the last write to {} failed (at {})",
+                    self.sink_kind,
+                    iso(failure)
+                ));
+            }
+        }
+        let utilization = self.buffer.utilization_pct();
+        if utilization >= 80.0 {
+            degraded.push(format!("the buffer is {utilization:.1}% full"));
+        }
+        match backup {
+            Ok(backup) if backup.pending_files > 0 => degraded.push(format!(
+                "{} backup files in {} wait to be loaded into the database",
+                backup.pending_files,
+                self.backup.dir().display()
+            )),
+            Ok(_) => {}
+            Err(error) => degraded.push(format!("the backup directory cannot be read: {error}")),
+        }
+        let status = if !unhealthy.is_empty() {
+            "unhealthy"
+        } else if !degraded.is_empty() {
+            "degraded"
+        } else {
+            "healthy"
+        };
+        unhealthy.extend(degraded);
+        let body = json!({
+            "status": status,
+            "reasons": unhealthy,
+            "sink": self.sink_description,
+            "buffer_utilization_pct": round(utilization, 3),
+            "last_write_time": snapshot.last_success.map(iso),
+        });
+        (status == "healthy", body)
+    }
+
+    /// `GET /api/polling/status`.
+    pub fn polling_status(&self) -> Value {
+        let groups = self
+            .engine
+            .get()
+            .map(EngineHandle::status)
+            .unwrap_or_default();
+        json!({
+            "engine_running": groups.iter().any(|g| g.running),
+            "groups": groups,
+        })
+    }
+
+    /// Values refused because shutdown had begun.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
+    }
+}
+
+fn iso(time: DateTime<Utc>) -> String {
+    tag_model::format_timestamp(time.naive_utc()).to_string()
+}
+
+fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
+fn rate(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        100.0
+    } else {
+        round(part as f64 * 100.0 / whole as f64, 3)
+    }
+}
