@@ -268,3 +268,50 @@ fn a_taken_port_fails_start_up_with_exit_code_1() {
     );
     assert!(output.contains("API_BIND"), "{output}");
 }
+
+/// The database is locked by another program, so every write fails after SQLite's 5 s busy
+/// wait. Ctrl+C: ingest answers 503, the buffer goes to CSV backup; a second Ctrl+C hurries
+/// it along. Every accepted value ends up in a backup file.
+#[test]
+fn shutdown_with_the_database_unavailable_backs_up_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("BUFFER_BATCH_THRESHOLD", "100"),
+        ("BUFFER_BATCH_SIZE_MAX", "100"),
+        ("ORACLE_RETRY_BASE_DELAY", "30"),
+    ];
+    let mut service = Running::spawn(command("start_buffer_writer", dir.path(), &env));
+    let base = service.base_url();
+    let lock = rusqlite::Connection::open(dir.path().join("data/tag_values.db")).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (status, _) = post(&format!("{base}/api/buffer/ingest"), &ingest_body(0, 1000));
+    assert_eq!(status, 200);
+    service.wait_for_line("Retrying in 30.0 seconds...");
+    service.signal(libc::SIGINT);
+    service.wait_for_line("Flushing remaining buffer data...");
+    let (status, body) = post(&format!("{base}/api/buffer/ingest"), &ingest_body(5000, 1));
+    assert_eq!(status, 503, "{body}");
+    service.signal(libc::SIGINT);
+    let (exit, took) = service.wait_exit(Duration::from_secs(20));
+    assert!(exit.success(), "{}", service.output());
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    let log = service.output();
+    assert!(log.contains("Second interrupt"), "{log}");
+    assert!(log.contains("Shutdown complete"), "{log}");
+    drop(lock);
+    let mut backed_up = 0;
+    for entry in std::fs::read_dir(dir.path().join("backup")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(
+            "timestamp,plc_code,tag_address,tag_value,quality,insertion_attempt_time\n"
+        ));
+        backed_up += text.lines().count() - 1;
+    }
+    assert_eq!(backed_up, 1000, "{log}");
+    assert_eq!(count_rows(&dir.path().join("data/tag_values.db"), ""), 0);
+    assert!(
+        log.contains("Values accepted: 1000, written: 0, already stored: 0, backed up: 1000"),
+        "{log}"
+    );
+}

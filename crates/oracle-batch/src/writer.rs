@@ -545,6 +545,10 @@ impl Worker {
         let attempts = config.retry_max + 1;
         let kind = self.sink.kind();
         for attempt in 1..=attempts {
+            if attempt > 1 && shared.past_deadline() {
+                log::warn!("Shutting down: no time to retry, saving the batch to CSV backup");
+                break;
+            }
             if attempt > 1 || self.recovering {
                 log::info!("Batch write attempt {attempt}/{attempts}...");
             } else {
