@@ -4,6 +4,7 @@
 //!
 //! Run it: `cargo run -p examples --example custom_sink`
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,11 +44,13 @@ impl Sink for MemoryHistorian {
                 value.tag_address().to_owned(),
                 value.timestamp(),
             );
-            if rows.contains_key(&key) {
-                report.duplicates += 1; // idempotent: a resent row is not stored twice
-            } else {
-                rows.insert(key, value.clone());
-                report.written += 1;
+            match rows.entry(key) {
+                // Idempotent: a resent row is not stored twice.
+                Entry::Occupied(_) => report.duplicates += 1,
+                Entry::Vacant(slot) => {
+                    slot.insert(value.clone());
+                    report.written += 1;
+                }
             }
         }
         Ok(report)
