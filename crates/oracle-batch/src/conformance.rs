@@ -17,7 +17,7 @@
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use tag_model::{Quality, TagValue};
 
-use crate::{Sink, SinkError, SqliteSink};
+use crate::{PostgresSink, Sink, SinkError, SqliteSink};
 
 /// A sink whose stored rows the suite can read back.
 pub trait ConformanceSink: Sink {
@@ -26,6 +26,12 @@ pub trait ConformanceSink: Sink {
 }
 
 impl ConformanceSink for SqliteSink {
+    fn stored_rows(&mut self) -> Result<Vec<TagValue>, SinkError> {
+        self.fetch_all()
+    }
+}
+
+impl ConformanceSink for PostgresSink {
     fn stored_rows(&mut self) -> Result<Vec<TagValue>, SinkError> {
         self.fetch_all()
     }

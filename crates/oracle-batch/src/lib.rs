@@ -11,6 +11,7 @@ pub use sqlite::{SqliteSink, SQLITE_DDL};
 mod clock;
 pub mod conformance;
 mod oracle_sink;
+mod postgres_sink;
 mod secret;
 pub mod testing;
 mod writer;
@@ -19,6 +20,9 @@ pub use clock::{Wake, WriterClock};
 pub use oracle_sink::{
     bind_types, classify_message, error_codes, insert_sql, report_from_batch_errors, BatchRowError,
     ErrorContext, OracleConfig, OracleSink, MAX_ROWS_PER_EXECUTE,
+};
+pub use postgres_sink::{
+    classify_postgres, postgres_insert_sql, PostgresConfig, PostgresSink, POSTGRES_DDL,
 };
 pub use secret::Secret;
 pub use writer::{
