@@ -84,6 +84,16 @@ pub fn write_rejected_csv<W: io::Write>(
     write_rows(out, &REJECTED_HEADER, rows, attempt.as_str())
 }
 
+/// Appends backup rows (no header) to `out`: the body of a spool file.
+pub(crate) fn write_backup_rows<W: io::Write>(
+    out: W,
+    values: &[TagValue],
+    attempt_time: NaiveDateTime,
+) -> io::Result<W> {
+    let attempt = format_timestamp(attempt_time);
+    write_rows(out, &[], values.iter().map(|value| (value, None)), attempt.as_str())
+}
+
 fn write_rows<'a, W: io::Write>(
     out: W,
     header: &[&str],
@@ -92,7 +102,9 @@ fn write_rows<'a, W: io::Write>(
 ) -> io::Result<W> {
     let mut writer = csv::Writer::from_writer(out);
     let write_all = || -> csv::Result<()> {
-        writer.write_record(header)?;
+        if !header.is_empty() {
+            writer.write_record(header)?;
+        }
         for (value, error) in rows {
             write_value(&mut writer, value, attempt)?;
             if let Some(error) = error {

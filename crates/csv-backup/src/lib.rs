@@ -4,8 +4,9 @@
 mod format;
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use chrono::NaiveDateTime;
@@ -86,7 +87,7 @@ pub struct BackupFile {
 /// What the backup directory holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BackupStats {
-    /// Backup files not yet replayed.
+    /// Backup files not yet replayed, the open spool file included.
     pub pending_files: usize,
     /// Their total size.
     pub pending_bytes: u64,
@@ -96,12 +97,33 @@ pub struct BackupStats {
     pub rejected_bytes: u64,
 }
 
+/// A spool file rotates at this size by default.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Writes, lists and retires the files of one backup directory. Share it with `Arc`; file
 /// names are chosen under a lock so that concurrent writers never take the same name.
 #[derive(Debug)]
 pub struct BackupWriter {
     dir: PathBuf,
     naming: Mutex<()>,
+    spool: Mutex<Option<Spool>>,
+    spool_max_bytes: AtomicU64,
+    /// Rows in pending backup files (and the open spool), counted at start-up and kept up to
+    /// date by this writer.
+    pending_rows: AtomicU64,
+}
+
+/// The open spool file: a hidden temporary file that batches are appended to during an
+/// outage, renamed to its final `backup_*.csv` name when sealed.
+#[derive(Debug)]
+struct Spool {
+    temp: PathBuf,
+    target: PathBuf,
+    file: File,
+    bytes: u64,
+    rows: u64,
+    /// The minute of the first batch: a new minute starts a new file.
+    minute: String,
 }
 
 impl BackupWriter {
@@ -118,10 +140,203 @@ impl BackupWriter {
                 dir,
             });
         }
-        Ok(BackupWriter {
+        let writer = BackupWriter {
             dir,
             naming: Mutex::new(()),
+            spool: Mutex::new(None),
+            spool_max_bytes: AtomicU64::new(DEFAULT_SPOOL_MAX_BYTES),
+            pending_rows: AtomicU64::new(0),
+        };
+        let recovered = writer.recover()?;
+        for path in &recovered {
+            log::warn!(
+                "Recovered the unfinished backup file {} left by an earlier run",
+                path.display()
+            );
+        }
+        let rows = writer
+            .pending()?
+            .iter()
+            .map(|file| count_rows(&file.path))
+            .sum();
+        writer.pending_rows.store(rows, Ordering::SeqCst);
+        Ok(writer)
+    }
+
+    /// Rotates spool files at `bytes` instead of [`DEFAULT_SPOOL_MAX_BYTES`].
+    pub fn with_spool_limit(self, bytes: u64) -> Self {
+        self.spool_max_bytes.store(bytes.max(1), Ordering::SeqCst);
+        self
+    }
+
+    /// Rows waiting in backup files (sealed or being appended to).
+    pub fn pending_rows(&self) -> u64 {
+        self.pending_rows.load(Ordering::SeqCst)
+    }
+
+    /// Appends a batch to the open spool file, creating it (as a hidden temporary file named
+    /// after `attempt_time`) if none is open, and fsyncs before returning: once this returns
+    /// the rows survive a power cut. The file rotates (is sealed and a new one opened) when it
+    /// passes the size limit or the minute changes, so an outage makes a few large files
+    /// instead of thousands of small ones. Returns the name the file will have when sealed.
+    ///
+    /// On failure (disk full) the file is cut back to where it was: no partial batch stays.
+    pub fn append_batch(
+        &self,
+        values: &[TagValue],
+        attempt_time: NaiveDateTime,
+    ) -> Result<PathBuf, BackupError> {
+        let minute = attempt_time.format("%Y%m%d_%H%M").to_string();
+        let mut spool = self.spool.lock().unwrap_or_else(PoisonError::into_inner);
+        let rotate = spool.as_ref().is_some_and(|open| {
+            open.minute != minute || open.bytes >= self.spool_max_bytes.load(Ordering::SeqCst)
+        });
+        if rotate {
+            if let Some(open) = spool.take() {
+                self.seal_spool(open)?;
+            }
+        }
+        if spool.is_none() {
+            *spool = Some(self.open_spool(attempt_time, minute)?);
+        }
+        let Some(open) = spool.as_mut() else {
+            return Err(BackupError::Write {
+                path: self.dir.clone(),
+                source: io::Error::other("no spool file"),
+            });
+        };
+        let body = format::write_backup_rows(Vec::new(), values, attempt_time)
+            .map_err(|source| BackupError::Write {
+                path: open.target.clone(),
+                source,
+            })?;
+        let written = open.file.write_all(&body).and_then(|()| open.file.sync_data());
+        if let Err(source) = written {
+            // Cut the partial batch off again; the caller keeps the batch and retries.
+            let _ = open.file.set_len(open.bytes);
+            return Err(BackupError::Write {
+                path: open.target.clone(),
+                source,
+            });
+        }
+        open.bytes += body.len() as u64;
+        open.rows += values.len() as u64;
+        self.pending_rows
+            .fetch_add(values.len() as u64, Ordering::SeqCst);
+        Ok(open.target.clone())
+    }
+
+    /// Closes the open spool file and gives it its final name, so it is listed as pending and
+    /// can be replayed. Returns its path, or `None` when no spool file was open.
+    pub fn seal(&self) -> Result<Option<PathBuf>, BackupError> {
+        let mut spool = self.spool.lock().unwrap_or_else(PoisonError::into_inner);
+        match spool.take() {
+            Some(open) => self.seal_spool(open).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn open_spool(&self, attempt_time: NaiveDateTime, minute: String) -> Result<Spool, BackupError> {
+        let stem = format!("{BACKUP_PREFIX}{}", attempt_time.format("%Y%m%d_%H%M%S"));
+        let _naming = self.naming.lock().unwrap_or_else(PoisonError::into_inner);
+        let write_error = |path: PathBuf| move |source| BackupError::Write { path, source };
+        let target = free_name(&self.dir, &stem).map_err(write_error(self.dir.join(&stem)))?;
+        let temp = temp_path(&target);
+        let mut file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(write_error(target.clone()))?;
+        let mut header = BACKUP_HEADER.join(",");
+        header.push('\n');
+        if let Err(source) = file.write_all(header.as_bytes()).and_then(|()| file.sync_data()) {
+            drop(file);
+            let _ = fs::remove_file(&temp);
+            return Err(BackupError::Write {
+                path: target,
+                source,
+            });
+        }
+        Ok(Spool {
+            temp,
+            target,
+            file,
+            bytes: header.len() as u64,
+            rows: 0,
+            minute,
         })
+    }
+
+    fn seal_spool(&self, open: Spool) -> Result<PathBuf, BackupError> {
+        let Spool {
+            temp, target, file, ..
+        } = open;
+        let result = file.sync_all().and_then(|()| {
+            drop(file);
+            fs::rename(&temp, &target)
+        });
+        result.map_err(|source| BackupError::Write {
+            path: target.clone(),
+            source,
+        })?;
+        sync_dir(&self.dir);
+        log::info!("Backup file {} complete", target.display());
+        Ok(target)
+    }
+
+    /// Gives leftover temporary files (from a process that died while writing) their final
+    /// names, dropping a torn last line; removes ones that hold no rows. Called by
+    /// [`BackupWriter::new`].
+    fn recover(&self) -> Result<Vec<PathBuf>, BackupError> {
+        let read_error = |source| BackupError::Read {
+            path: self.dir.clone(),
+            source,
+        };
+        let mut recovered = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(read_error)? {
+            let entry = entry.map_err(read_error)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(target_name) = name
+                .strip_prefix('.')
+                .and_then(|n| n.strip_suffix(".tmp"))
+                .filter(|n| n.starts_with(BACKUP_PREFIX) || n.starts_with(REJECTED_PREFIX))
+            else {
+                continue;
+            };
+            let temp = entry.path();
+            let bytes = fs::read(&temp).map_err(|source| BackupError::Read {
+                path: temp.clone(),
+                source,
+            })?;
+            // Keep whole lines only; a header alone holds nothing.
+            let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let lines = bytes[..complete].iter().filter(|&&b| b == b'\n').count();
+            if lines <= 1 {
+                let _ = fs::remove_file(&temp);
+                continue;
+            }
+            let write_error = |source| BackupError::Write {
+                path: temp.clone(),
+                source,
+            };
+            File::options()
+                .write(true)
+                .open(&temp)
+                .and_then(|file| file.set_len(complete as u64).and_then(|()| file.sync_all()))
+                .map_err(write_error)?;
+            let _naming = self.naming.lock().unwrap_or_else(PoisonError::into_inner);
+            let target = self.dir.join(target_name);
+            let target = if target.exists() {
+                let stem = target_name.strip_suffix(EXTENSION).unwrap_or(target_name);
+                free_name(&self.dir, stem).map_err(write_error)?
+            } else {
+                target
+            };
+            fs::rename(&temp, &target).map_err(write_error)?;
+            recovered.push(target);
+        }
+        sync_dir(&self.dir);
+        Ok(recovered)
     }
 
     /// The backup directory.
@@ -135,9 +350,12 @@ impl BackupWriter {
         values: &[TagValue],
         attempt_time: NaiveDateTime,
     ) -> Result<PathBuf, BackupError> {
-        self.write_atomically(BACKUP_PREFIX, attempt_time, |out| {
+        let path = self.write_atomically(BACKUP_PREFIX, attempt_time, |out| {
             write_csv(out, values, attempt_time).map(drop)
-        })
+        })?;
+        self.pending_rows
+            .fetch_add(values.len() as u64, Ordering::SeqCst);
+        Ok(path)
     }
 
     /// Saves rows the database refused as a new rejected-rows file; returns its path.
@@ -164,6 +382,7 @@ impl BackupWriter {
 
     /// Moves a fully replayed backup file into `replayed/`; returns its new path.
     pub fn mark_replayed(&self, path: &Path) -> Result<PathBuf, BackupError> {
+        let rows = count_rows(path);
         let target_dir = self.dir.join(REPLAYED_DIR);
         fs::create_dir_all(&target_dir).map_err(|source| BackupError::CreateDir {
             dir: target_dir.clone(),
@@ -187,6 +406,9 @@ impl BackupWriter {
         })?;
         sync_dir(&target_dir);
         sync_dir(&self.dir);
+        let _ = self
+            .pending_rows
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(rows)));
         Ok(target)
     }
 
@@ -194,9 +416,15 @@ impl BackupWriter {
     pub fn stats(&self) -> Result<BackupStats, BackupError> {
         let pending = self.list(BACKUP_PREFIX)?;
         let rejected = self.list(REJECTED_PREFIX)?;
+        let spool_bytes = self
+            .spool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|open| open.bytes);
         Ok(BackupStats {
-            pending_files: pending.len(),
-            pending_bytes: pending.iter().map(|f| f.bytes).sum(),
+            pending_files: pending.len() + usize::from(spool_bytes.is_some()),
+            pending_bytes: pending.iter().map(|f| f.bytes).sum::<u64>() + spool_bytes.unwrap_or(0),
             rejected_files: rejected.len(),
             rejected_bytes: rejected.iter().map(|f| f.bytes).sum(),
         })
@@ -267,6 +495,19 @@ impl BackupWriter {
             }
         }
     }
+}
+
+/// Data rows in a backup file (CSV records, so a quoted line break counts once).
+fn count_rows(path: &Path) -> u64 {
+    let Ok(mut reader) = csv::ReaderBuilder::new().flexible(true).from_path(path) else {
+        return 0;
+    };
+    let mut record = csv::ByteRecord::new();
+    let mut rows = 0;
+    while let Ok(true) = reader.read_byte_record(&mut record) {
+        rows += 1;
+    }
+    rows
 }
 
 /// `dir/stem.csv`, or `dir/stem_N.csv` with the smallest free N. A name whose temporary
