@@ -91,7 +91,12 @@ pub(crate) fn write_backup_rows<W: io::Write>(
     attempt_time: NaiveDateTime,
 ) -> io::Result<W> {
     let attempt = format_timestamp(attempt_time);
-    write_rows(out, &[], values.iter().map(|value| (value, None)), attempt.as_str())
+    write_rows(
+        out,
+        &[],
+        values.iter().map(|value| (value, None)),
+        attempt.as_str(),
+    )
 }
 
 fn write_rows<'a, W: io::Write>(

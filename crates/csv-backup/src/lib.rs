@@ -205,12 +205,17 @@ impl BackupWriter {
                 source: io::Error::other("no spool file"),
             });
         };
-        let body = format::write_backup_rows(Vec::new(), values, attempt_time)
-            .map_err(|source| BackupError::Write {
-                path: open.target.clone(),
-                source,
+        let body =
+            format::write_backup_rows(Vec::new(), values, attempt_time).map_err(|source| {
+                BackupError::Write {
+                    path: open.target.clone(),
+                    source,
+                }
             })?;
-        let written = open.file.write_all(&body).and_then(|()| open.file.sync_data());
+        let written = open
+            .file
+            .write_all(&body)
+            .and_then(|()| open.file.sync_data());
         if let Err(source) = written {
             // Cut the partial batch off again; the caller keeps the batch and retries.
             let _ = open.file.set_len(open.bytes);
@@ -236,7 +241,11 @@ impl BackupWriter {
         }
     }
 
-    fn open_spool(&self, attempt_time: NaiveDateTime, minute: String) -> Result<Spool, BackupError> {
+    fn open_spool(
+        &self,
+        attempt_time: NaiveDateTime,
+        minute: String,
+    ) -> Result<Spool, BackupError> {
         let stem = format!("{BACKUP_PREFIX}{}", attempt_time.format("%Y%m%d_%H%M%S"));
         let _naming = self.naming.lock().unwrap_or_else(PoisonError::into_inner);
         let write_error = |path: PathBuf| move |source| BackupError::Write { path, source };
@@ -249,7 +258,10 @@ impl BackupWriter {
             .map_err(write_error(target.clone()))?;
         let mut header = BACKUP_HEADER.join(",");
         header.push('\n');
-        if let Err(source) = file.write_all(header.as_bytes()).and_then(|()| file.sync_data()) {
+        if let Err(source) = file
+            .write_all(header.as_bytes())
+            .and_then(|()| file.sync_data())
+        {
             drop(file);
             let _ = fs::remove_file(&temp);
             return Err(BackupError::Write {
@@ -408,7 +420,9 @@ impl BackupWriter {
         sync_dir(&self.dir);
         let _ = self
             .pending_rows
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(rows)));
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(rows))
+            });
         Ok(target)
     }
 

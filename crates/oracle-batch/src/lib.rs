@@ -12,6 +12,7 @@ mod clock;
 pub mod conformance;
 mod oracle_sink;
 mod postgres_sink;
+mod replay;
 mod secret;
 pub mod testing;
 mod writer;
@@ -24,8 +25,9 @@ pub use oracle_sink::{
 pub use postgres_sink::{
     classify_postgres, postgres_insert_sql, PostgresConfig, PostgresSink, POSTGRES_DDL,
 };
+pub use replay::{replay_file, Replay, ReplayError, ReplayTally};
 pub use secret::Secret;
 pub use writer::{
-    BatchWriter, BatchWriterBuilder, ShutdownReport, WriterConfig, WriterError, WriterMonitor,
-    WriterStats, MAX_RETRIES,
+    BatchWriter, BatchWriterBuilder, ShutdownReport, WriterConfig, WriterError, WriterMode,
+    WriterMonitor, WriterStats, MAX_RETRIES,
 };

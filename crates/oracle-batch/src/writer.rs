@@ -31,6 +31,13 @@ pub struct WriterConfig {
     pub retry_base_delay: Duration,
     /// The rolling metrics window (METRICS_WINDOW_SEC).
     pub metrics_window: Duration,
+    /// While offline, the first wait before probing the database again (OFFLINE_PROBE_MIN_SEC).
+    pub offline_probe_min: Duration,
+    /// ... doubling up to this (OFFLINE_PROBE_MAX_SEC).
+    pub offline_probe_max: Duration,
+    /// Replay pending backup files into the database once it is reachable
+    /// (BACKUP_AUTO_REPLAY).
+    pub auto_replay: bool,
 }
 
 impl Default for WriterConfig {
@@ -42,6 +49,9 @@ impl Default for WriterConfig {
             retry_max: 3,
             retry_base_delay: Duration::from_secs(1),
             metrics_window: rolling_metrics::DEFAULT_WINDOW,
+            offline_probe_min: Duration::from_secs(1),
+            offline_probe_max: Duration::from_secs(30),
+            auto_replay: true,
         }
     }
 }
@@ -97,6 +107,20 @@ impl WriterConfig {
                 "BUFFER_WRITE_INTERVAL_SEC",
                 "0".into(),
                 "must be greater than 0",
+            );
+        }
+        if self.offline_probe_min.is_zero() {
+            return fail(
+                "OFFLINE_PROBE_MIN_SEC",
+                "0".into(),
+                "must be greater than 0",
+            );
+        }
+        if self.offline_probe_max < self.offline_probe_min {
+            return fail(
+                "OFFLINE_PROBE_MAX_SEC",
+                format!("{}", self.offline_probe_max.as_secs_f64()),
+                "must be at least OFFLINE_PROBE_MIN_SEC",
             );
         }
         if self.retry_max > MAX_RETRIES {
@@ -158,6 +182,9 @@ struct Counters {
     unsaved: AtomicU64,
     failed_attempts: AtomicU64,
     backup_failures: AtomicU64,
+    probes: AtomicU64,
+    replayed_files: AtomicU64,
+    replayed_rows: AtomicU64,
 }
 
 impl Counters {
@@ -200,6 +227,43 @@ struct Shared {
     deadline_nanos: AtomicU64,
     /// Rows written while shutting down, for the "Final batch written" line.
     final_rows: AtomicU64,
+    /// Online (writing) or offline (backing up, probing).
+    online: std::sync::atomic::AtomicBool,
+    mode: std::sync::Mutex<ModeState>,
+    /// Pending backup files may exist: the replaying thread should look.
+    replay_check: std::sync::atomic::AtomicBool,
+    /// The file being replayed, for status.
+    replaying: std::sync::Mutex<Option<std::path::PathBuf>>,
+    kind: &'static str,
+}
+
+struct ModeState {
+    offline_since: Option<chrono::DateTime<chrono::Utc>>,
+    offline_at: Duration,
+    reason: Option<String>,
+    next_probe: Duration,
+    probe_delay: Duration,
+}
+
+/// Whether the writer is writing to the database or, offline, to CSV backup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriterMode {
+    /// Writing to the database.
+    pub online: bool,
+    /// When the writer went offline.
+    pub offline_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// The error that sent it offline.
+    pub reason: Option<String>,
+    /// Probes of the database made while offline, since start.
+    pub probes: u64,
+    /// The backup file being replayed now.
+    pub replaying: Option<std::path::PathBuf>,
+    /// Backup files fully replayed since start.
+    pub replayed_files: u64,
+    /// Rows of those files.
+    pub replayed_rows: u64,
+    /// Rows waiting in backup files.
+    pub pending_backup_rows: u64,
 }
 
 impl Shared {
@@ -217,6 +281,77 @@ impl Shared {
     fn past_deadline(&self) -> bool {
         self.deadline()
             .is_some_and(|deadline| self.now() >= deadline)
+    }
+
+    fn is_online(&self) -> bool {
+        self.online.load(Ordering::SeqCst)
+    }
+
+    fn lock_mode(&self) -> std::sync::MutexGuard<'_, ModeState> {
+        self.mode
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stops writing to the database: batches go straight to backup and the database is
+    /// probed on a backoff.
+    fn go_offline(&self, error: &SinkError) {
+        let mut mode = self.lock_mode();
+        if !self.online.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        mode.offline_since = Some(self.clock.utc());
+        mode.offline_at = self.now();
+        mode.reason = Some(error.message().to_owned());
+        mode.probe_delay = self.config.offline_probe_min;
+        mode.next_probe = self.now() + self.config.offline_probe_min;
+        log::error!(
+            "{} is unavailable: going offline. New batches go straight to CSV backup; probing \
+             the database every {:.1} s, backing off to {:.0} s",
+            self.kind,
+            self.config.offline_probe_min.as_secs_f64(),
+            self.config.offline_probe_max.as_secs_f64()
+        );
+    }
+
+    fn go_online(&self) {
+        let mut mode = self.lock_mode();
+        if self.online.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let offline_for = self.now().saturating_sub(mode.offline_at);
+        mode.offline_since = None;
+        mode.reason = None;
+        drop(mode);
+        log::info!(
+            "{} is reachable again: back online after {:.1} s offline",
+            self.kind,
+            offline_for.as_secs_f64()
+        );
+        match self.backup.seal() {
+            Ok(Some(path)) => log::info!("Backup file {} is ready for replay", path.display()),
+            Ok(None) => {}
+            Err(error) => log::error!("Cannot complete the backup file: {error}"),
+        }
+        self.replay_check.store(true, Ordering::SeqCst);
+    }
+
+    fn mode(&self) -> WriterMode {
+        let mode = self.lock_mode();
+        WriterMode {
+            online: self.is_online(),
+            offline_since: mode.offline_since,
+            reason: mode.reason.clone(),
+            probes: self.counters.probes.load(Ordering::SeqCst),
+            replaying: self
+                .replaying
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            replayed_files: self.counters.replayed_files.load(Ordering::SeqCst),
+            replayed_rows: self.counters.replayed_rows.load(Ordering::SeqCst),
+            pending_backup_rows: self.backup.pending_rows(),
+        }
     }
 }
 
@@ -276,6 +411,17 @@ impl BatchWriterBuilder {
             stopping: Wake::new(),
             deadline_nanos: AtomicU64::new(u64::MAX),
             final_rows: AtomicU64::new(0),
+            online: std::sync::atomic::AtomicBool::new(true),
+            mode: std::sync::Mutex::new(ModeState {
+                offline_since: None,
+                offline_at: Duration::ZERO,
+                reason: None,
+                next_probe: Duration::ZERO,
+                probe_delay: Duration::ZERO,
+            }),
+            replay_check: std::sync::atomic::AtomicBool::new(true),
+            replaying: std::sync::Mutex::new(None),
+            kind,
         });
         let mut threads = Vec::new();
         for (index, sink) in self.sinks.into_iter().enumerate() {
@@ -285,6 +431,9 @@ impl BatchWriterBuilder {
                 held: Vec::new(),
                 held_rejected: Vec::new(),
                 recovering: false,
+                replayer: index == 0,
+                replay: None,
+                unreadable: std::collections::HashSet::new(),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("{}-writer-{index}", kind.to_lowercase()))
@@ -386,6 +535,11 @@ impl BatchWriter {
         &self.shared.backup
     }
 
+    /// Online or offline, replay progress.
+    pub fn mode(&self) -> WriterMode {
+        self.shared.mode()
+    }
+
     /// The settings in force.
     pub fn config(&self) -> &WriterConfig {
         &self.shared.config
@@ -421,6 +575,11 @@ impl BatchWriter {
         if !rest.is_empty() {
             Counters::add(&shared.counters.in_flight, rest.len());
             last_resort_save(shared, &rest);
+        }
+        match shared.backup.seal() {
+            Ok(Some(path)) => log::info!("Backup file {} complete", path.display()),
+            Ok(None) => {}
+            Err(error) => log::error!("Cannot complete the open backup file: {error}"),
         }
         let final_rows = shared.final_rows.load(Ordering::SeqCst);
         log::info!("Final batch written: {final_rows} rows");
@@ -458,6 +617,11 @@ impl WriterMonitor {
         &self.shared.config
     }
 
+    /// Online or offline, replay progress.
+    pub fn mode(&self) -> WriterMode {
+        self.shared.mode()
+    }
+
     /// Whether shutdown has begun.
     pub fn is_stopping(&self) -> bool {
         self.shared.stopping.is_set()
@@ -490,6 +654,12 @@ struct Worker {
     held_rejected: Vec<RejectedRow>,
     /// The last batch failed: log the next success at info, as the quickstart shows.
     recovering: bool,
+    /// This thread replays backup files (one thread does, so files replay in order).
+    replayer: bool,
+    /// The file being replayed.
+    replay: Option<crate::replay::Replay>,
+    /// Backup files that cannot be read: left for an operator, not retried in a loop.
+    unreadable: std::collections::HashSet<std::path::PathBuf>,
 }
 
 impl Worker {
@@ -512,18 +682,30 @@ impl Worker {
                 }
                 continue;
             }
-            let wait = shared
-                .buffer
-                .wait_for(config.batch_threshold, config.write_interval);
+            if !shared.is_online() {
+                self.maybe_probe();
+            }
+            let replaying = self.wants_replay();
+            // While replaying, look at the buffer without waiting: live data first, then one
+            // chunk of the backlog, so both keep moving.
+            let wait_time = if replaying {
+                Duration::ZERO
+            } else {
+                config.write_interval
+            };
+            let wait = shared.buffer.wait_for(config.batch_threshold, wait_time);
             batch.clear();
             let drained = shared.buffer.drain_into(&mut batch, config.batch_size_max);
             if drained > 0 {
                 Counters::add(&shared.counters.in_flight, drained);
-                if shared.past_deadline() {
+                if shared.past_deadline() || !shared.is_online() {
                     self.save_to_backup(&mut batch);
                 } else {
                     self.write_with_retries(&mut batch);
                 }
+            }
+            if replaying {
+                self.replay_step();
             }
             if wait != Wait::Ready && shared.buffer.is_closed() && shared.buffer.is_empty() {
                 break;
@@ -580,6 +762,7 @@ impl Worker {
                              saving the batch to CSV backup meanwhile",
                             self.sink.describe()
                         );
+                        shared.go_offline(&error);
                         break;
                     }
                     if attempt == attempts {
@@ -587,6 +770,7 @@ impl Worker {
                             "All {} retries exhausted, saving to CSV backup",
                             config.retry_max
                         );
+                        shared.go_offline(&error);
                         break;
                     }
                     let delay = config.retry_base_delay * 2u32.pow(attempt - 1);
@@ -748,6 +932,179 @@ impl Worker {
         }
     }
 
+    /// While offline: probes the database when the backoff says so; goes online on success.
+    fn maybe_probe(&mut self) {
+        let shared = Arc::clone(&self.shared);
+        {
+            let mut mode = shared.lock_mode();
+            if shared.is_online() || shared.now() < mode.next_probe {
+                return;
+            }
+            // Claim this probe so other writer threads do not probe at the same time.
+            mode.next_probe = shared.now() + mode.probe_delay;
+        }
+        shared.counters.probes.fetch_add(1, Ordering::SeqCst);
+        let sink = &mut self.sink;
+        let result = catch_unwind(AssertUnwindSafe(|| sink.probe())).unwrap_or_else(|panic| {
+            Err(SinkError::transient(format!(
+                "the sink panicked: {}",
+                panic_message(panic.as_ref())
+            )))
+        });
+        match result {
+            Ok(()) => shared.go_online(),
+            Err(error) => {
+                let mut mode = shared.lock_mode();
+                mode.probe_delay = (mode.probe_delay * 2).min(shared.config.offline_probe_max);
+                mode.next_probe = shared.now() + mode.probe_delay;
+                mode.reason = Some(error.message().to_owned());
+                log::warn!(
+                    "Still offline ({error}); next probe in {:.1} s",
+                    mode.probe_delay.as_secs_f64()
+                );
+            }
+        }
+    }
+
+    /// Whether this thread has backup rows to replay now; opens the next pending file when
+    /// one may be waiting.
+    fn wants_replay(&mut self) -> bool {
+        let shared = Arc::clone(&self.shared);
+        let allowed = self.replayer
+            && shared.config.auto_replay
+            && shared.is_online()
+            && shared.deadline().is_none();
+        if !allowed {
+            return false;
+        }
+        if self.replay.is_none() && shared.replay_check.load(Ordering::SeqCst) {
+            self.open_next_replay();
+        }
+        self.replay.is_some()
+    }
+
+    /// Opens the oldest pending backup file for replay, or clears the replay check when there
+    /// is none.
+    fn open_next_replay(&mut self) {
+        let shared = Arc::clone(&self.shared);
+        let next = shared.backup.pending().map(|files| {
+            files
+                .into_iter()
+                .find(|file| !self.unreadable.contains(&file.path))
+        });
+        match next {
+            Ok(Some(file)) => match crate::replay::Replay::open(&file.path) {
+                Ok(replay) => {
+                    log::info!(
+                        "Replaying backup file {} ({} rows)",
+                        file.path.display(),
+                        replay.tally().rows
+                    );
+                    *shared
+                        .replaying
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(file.path.clone());
+                    self.replay = Some(replay);
+                }
+                Err(error) => {
+                    log::error!(
+                        "Cannot replay {}: {error}. It stays in the backup directory for an \
+                         operator to fix and replay with replay_backup",
+                        file.path.display()
+                    );
+                    self.unreadable.insert(file.path);
+                }
+            },
+            Ok(None) => shared.replay_check.store(false, Ordering::SeqCst),
+            Err(error) => {
+                log::error!("Cannot list the backup directory: {error}");
+                shared.replay_check.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Replays one chunk of the file being replayed; moves the file to `replayed/` when all
+    /// its rows are stored. A database error pauses the replay (the writer goes offline); the
+    /// file stays pending and is replayed again later, which is safe.
+    fn replay_step(&mut self) {
+        let shared = Arc::clone(&self.shared);
+        let Some(replay) = self.replay.as_mut() else {
+            return;
+        };
+        let chunk = replay.next_chunk(shared.config.batch_size_max).to_vec();
+        let started = shared.now();
+        let sink = &mut self.sink;
+        let result =
+            catch_unwind(AssertUnwindSafe(|| sink.write_batch(&chunk))).unwrap_or_else(|panic| {
+                Err(SinkError::transient(format!(
+                    "the sink panicked: {}",
+                    panic_message(panic.as_ref())
+                )))
+            });
+        let latency = shared.now().saturating_sub(started);
+        match result {
+            Ok(report) => {
+                shared
+                    .metrics
+                    .record(chunk.len(), latency, Outcome::Success);
+                let rejected = crate::replay::rejected_rows(&chunk, &report);
+                if !rejected.is_empty() {
+                    if let Err(error) = shared
+                        .backup
+                        .write_rejected(&rejected, shared.clock.utc().naive_utc())
+                    {
+                        log::error!("Replay paused: cannot save rejected rows: {error}");
+                        return;
+                    }
+                }
+                replay.advance(chunk.len(), &report);
+                if replay.is_done() {
+                    let tally = replay.tally();
+                    let path = replay.path().to_owned();
+                    self.replay = None;
+                    *shared
+                        .replaying
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                    match shared.backup.mark_replayed(&path) {
+                        Ok(moved) => {
+                            shared
+                                .counters
+                                .replayed_files
+                                .fetch_add(1, Ordering::SeqCst);
+                            shared
+                                .counters
+                                .replayed_rows
+                                .fetch_add(tally.rows as u64, Ordering::SeqCst);
+                            log::info!(
+                                "Replayed {}: {} rows ({} written, {} already stored, {} \
+                                 rejected); moved to {}",
+                                path.display(),
+                                tally.rows,
+                                tally.written,
+                                tally.duplicates,
+                                tally.rejected,
+                                moved.display()
+                            );
+                        }
+                        Err(error) => {
+                            log::error!("Replayed {} but cannot move it: {error}", path.display());
+                            self.unreadable.insert(path);
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                shared
+                    .metrics
+                    .record(chunk.len(), latency, Outcome::Failure);
+                log::warn!("Replay of {} paused: {error}", replay.path().display());
+                shared.go_offline(&error);
+            }
+        }
+    }
+
     fn give_up_held(&mut self) {
         let held = std::mem::take(&mut self.held);
         last_resort_save(&self.shared, &held);
@@ -759,7 +1116,7 @@ fn write_backup(
     backup: &BackupWriter,
     batch: &[TagValue],
 ) -> Result<PathBuf, BackupError> {
-    let path = backup.write_batch(batch, shared.clock.utc().naive_utc())?;
+    let path = backup.append_batch(batch, shared.clock.utc().naive_utc())?;
     shared
         .counters
         .settle(&shared.counters.backed_up, batch.len());
@@ -778,8 +1135,11 @@ fn last_resort_save(shared: &Shared, values: &[TagValue]) {
         return;
     }
     let emergency = std::env::temp_dir().join("buffer-oracle-writer-emergency-backup");
-    let saved =
-        BackupWriter::new(&emergency).and_then(|backup| write_backup(shared, &backup, values));
+    let saved = BackupWriter::new(&emergency).and_then(|backup| {
+        let path = write_backup(shared, &backup, values)?;
+        backup.seal()?;
+        Ok(path)
+    });
     match saved {
         Ok(path) => log::error!(
             "The backup directory {} refused {} items; saved them to the emergency file {} \

@@ -101,8 +101,11 @@ fn transient_failures_are_retried_after_exponential_delays() {
     assert_eq!(sorted(rig.rows_in_db()), sorted(sent));
 }
 
+/// Store and forward: after the retries the batch goes to backup and the writer goes offline;
+/// later batches go straight to the same backup file with no retry delays; when a probe finds
+/// the database again, the file is replayed and moved to `replayed/`.
 #[test]
-fn exhausted_retries_save_exactly_the_batch_to_backup_and_carry_on() {
+fn exhausted_retries_go_offline_and_the_backup_is_replayed_when_the_database_returns() {
     let mut rig = Rig::new(1_000);
     let writer = rig.start(config(7, 50));
     rig.faults.fail_next(
@@ -118,20 +121,41 @@ fn exhausted_retries_save_exactly_the_batch_to_backup_and_carry_on() {
         [1, 2, 4].map(Duration::from_secs),
         "delays of BASE, 2*BASE, 4*BASE"
     );
-    let files = rig.backup.pending().unwrap();
-    assert_eq!(files.len(), 1);
-    let name = files[0]
-        .path
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let mode = writer.mode();
+    assert!(!mode.online);
+    assert!(mode.reason.unwrap().contains("ORA-12170"));
+
+    // Offline: the next batch is backed up at once, without touching the database.
+    let later = values(7, 7);
+    rig.push_all(&later);
+    eventually("the second backup", || writer.stats().backed_up == 14);
+    assert_eq!(rig.faults.write_calls(), 4);
+    assert_eq!(rig.clock.sleeps().len(), 3, "no retry delays while offline");
+    assert!(
+        rig.backup.pending().unwrap().is_empty(),
+        "the spool file is still open"
+    );
+    assert_eq!(rig.backup.stats().unwrap().pending_files, 1);
+    assert_eq!(writer.mode().pending_backup_rows, 14);
+
+    // The database is back; the next probe (1 s later) finds it.
+    rig.clock.advance(Duration::from_secs(1));
+    eventually("the replay", || writer.mode().replayed_rows == 14);
+    assert!(writer.mode().online);
+    assert!(rig.faults.probe_calls() >= 1);
+    assert!(rig.backup.pending().unwrap().is_empty());
+    let replayed = files_in(&rig.backup.dir().join("replayed"));
+    assert_eq!(replayed.len(), 1, "one file for both batches: {replayed:?}");
+    let name = &replayed[0];
     assert!(
         name.starts_with("backup_2025") && name.ends_with(".csv"),
         "{name}"
     );
-    assert_eq!(csv_backup::read_backup(&files[0].path).unwrap(), failed);
-    let text = std::fs::read_to_string(&files[0].path).unwrap();
+    let path = rig.backup.dir().join("replayed").join(name);
+    let mut expected = failed.clone();
+    expected.extend(later.iter().cloned());
+    assert_eq!(csv_backup::read_backup(&path).unwrap(), expected);
+    let text = std::fs::read_to_string(&path).unwrap();
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
@@ -141,14 +165,15 @@ fn exhausted_retries_save_exactly_the_batch_to_backup_and_carry_on() {
         .next()
         .unwrap()
         .starts_with("2025-11-02T14:30:45.000000,PLC00,D100,0.0,GOOD,2025-11-02T"));
+    assert_eq!(sorted(rig.rows_in_db()), sorted(expected));
+    assert_eq!(writer.mode().pending_backup_rows, 0);
 
-    // The database is back: the writer goes on with the next batch.
-    let later = values(7, 7);
-    rig.push_all(&later);
-    eventually("the next batch", || writer.stats().written == 7);
+    // Online again: new batches are written directly.
+    rig.push_all(&values(14, 7));
+    eventually("a direct write", || writer.stats().written == 7);
     let report = writer.shutdown(Duration::from_secs(5));
-    assert_accounted(14, &report, &rig);
-    assert_eq!(sorted(rig.rows_in_db()), sorted(later));
+    assert_accounted(21, &report, &rig);
+    assert_eq!(rig.rows_in_db().len(), 21);
 }
 
 #[test]
@@ -163,10 +188,70 @@ fn setup_errors_go_to_backup_without_retry_delays() {
     eventually("the backup", || writer.stats().backed_up == 5);
     assert!(rig.clock.sleeps().is_empty(), "{:?}", rig.clock.sleeps());
     assert_eq!(rig.faults.write_calls(), 1);
+    assert!(!writer.mode().online);
+    // Fixed: the probe succeeds, the backup is replayed, new values are written.
+    rig.clock.advance(Duration::from_secs(1));
+    eventually("the replay", || writer.mode().replayed_rows == 5);
     rig.push_all(&values(5, 5));
     eventually("the next batch", || writer.stats().written == 5);
     let report = writer.shutdown(Duration::from_secs(5));
     assert_accounted(10, &report, &rig);
+    assert_eq!(rig.rows_in_db().len(), 10);
+}
+
+/// While offline the database is probed on a backoff: 1 s, 2 s, 4 s ... up to the maximum.
+#[test]
+fn offline_probes_back_off_to_the_maximum() {
+    let mut rig = Rig::new(1_000);
+    let writer = rig.start(WriterConfig {
+        retry_max: 0,
+        offline_probe_max: Duration::from_secs(4),
+        ..config(3, 20)
+    });
+    rig.faults
+        .fail_always(SinkError::transient("connection refused"));
+    rig.push_all(&values(0, 3));
+    eventually("offline", || !writer.mode().online);
+    let mut probes_at = Vec::new();
+    for second in 1..=12 {
+        rig.clock.advance(Duration::from_secs(1));
+        let before = rig.faults.probe_calls();
+        std::thread::sleep(Duration::from_millis(60));
+        if rig.faults.probe_calls() > before {
+            probes_at.push(second);
+        }
+    }
+    // Offline at t=0: probes at 1, then +2 = 3, then +4 = 7, then +4 = 11.
+    assert_eq!(probes_at, [1, 3, 7, 11]);
+    assert_eq!(writer.mode().probes, 4);
+    rig.faults.heal();
+    rig.clock.advance(Duration::from_secs(4));
+    eventually("back online", || writer.mode().online);
+    let report = writer.shutdown(Duration::from_secs(5));
+    assert_accounted(3, &report, &rig);
+}
+
+/// BACKUP_AUTO_REPLAY=false: back online, but the backup files wait for an operator.
+#[test]
+fn without_auto_replay_backups_stay_pending() {
+    let mut rig = Rig::new(1_000);
+    let writer = rig.start(WriterConfig {
+        retry_max: 0,
+        auto_replay: false,
+        ..config(3, 20)
+    });
+    rig.faults
+        .fail_next(1, SinkError::transient("connection refused"));
+    rig.push_all(&values(0, 3));
+    eventually("offline", || writer.stats().backed_up == 3);
+    rig.clock.advance(Duration::from_secs(1));
+    eventually("online", || writer.mode().online);
+    rig.push_all(&values(3, 3));
+    eventually("a direct write", || writer.stats().written == 3);
+    let report = writer.shutdown(Duration::from_secs(5));
+    assert_accounted(6, &report, &rig);
+    assert_eq!(rig.backup.pending().unwrap().len(), 1);
+    assert_eq!(rig.backed_up_rows(), values(0, 3));
 }
 
 #[test]

@@ -44,13 +44,14 @@ fn outage_and_recovery_log_like_the_quickstart() {
     rig.faults.fail_next(4, SinkError::transient(timeout));
     rig.push_all(&values(0, 7));
     eventually("the backup", || writer.stats().backed_up == 7);
+    rig.clock.advance(Duration::from_secs(1));
+    eventually("the replay", || writer.mode().replayed_rows == 7);
     rig.faults.fail_next(1, SinkError::transient(timeout));
     rig.push_all(&values(7, 7));
     eventually("the recovery", || writer.stats().written == 7);
     writer.shutdown(Duration::from_secs(5));
 
     let lines = LINES.lock().unwrap().clone();
-    let backup = rig.backup.pending().unwrap()[0].path.display().to_string();
     let expected = [
         "[ERROR] SQLite write failed (attempt 1/4): ORA-12170: TNS:Connect timeout occurred",
         "[INFO] Retrying in 1.0 seconds...",
@@ -62,8 +63,12 @@ fn outage_and_recovery_log_like_the_quickstart() {
         "[INFO] Batch write attempt 4/4...",
         "[ERROR] SQLite write failed (attempt 4/4): ORA-12170",
         "[ERROR] All 3 retries exhausted, saving to CSV backup",
-        &format!("[INFO] Saved 7 items to {backup}"),
+        "[ERROR] SQLite is unavailable: going offline.",
+        "[INFO] Saved 7 items to ",
         "[INFO] Continuing operation...",
+        "[INFO] SQLite is reachable again: back online",
+        "[INFO] Replaying backup file ",
+        "[INFO] Replayed ",
         // The next batch fails once, then recovers.
         "[INFO] Batch write attempt 1/4...",
         "[ERROR] SQLite write failed (attempt 1/4)",

@@ -1,0 +1,139 @@
+//! Replaying backup files into a sink: the writer does it chunk by chunk between live
+//! batches; `replay_backup` does it file by file.
+
+use std::path::{Path, PathBuf};
+
+use csv_backup::{read_backup, BackupError, BackupWriter, RejectedRow};
+use tag_model::TagValue;
+
+use crate::sink::{Sink, SinkError, WriteReport};
+
+/// What the replay of one file did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayTally {
+    /// Rows in the file.
+    pub rows: usize,
+    /// Rows inserted.
+    pub written: usize,
+    /// Rows the database already had (a partly replayed file replayed again, say).
+    pub duplicates: usize,
+    /// Rows the database refused (saved to a rejected file).
+    pub rejected: usize,
+}
+
+impl ReplayTally {
+    /// Adds another tally.
+    pub fn add(&mut self, other: ReplayTally) {
+        self.rows += other.rows;
+        self.written += other.written;
+        self.duplicates += other.duplicates;
+        self.rejected += other.rejected;
+    }
+}
+
+/// One backup file being replayed: its rows and how far the replay got.
+#[derive(Debug)]
+pub struct Replay {
+    path: PathBuf,
+    rows: Vec<TagValue>,
+    cursor: usize,
+    tally: ReplayTally,
+}
+
+impl Replay {
+    /// Reads the file.
+    pub fn open(path: &Path) -> Result<Self, BackupError> {
+        let rows = read_backup(path)?;
+        Ok(Replay {
+            path: path.to_owned(),
+            tally: ReplayTally {
+                rows: rows.len(),
+                ..ReplayTally::default()
+            },
+            rows,
+            cursor: 0,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Up to `max` rows not yet stored.
+    pub fn next_chunk(&self, max: usize) -> &[TagValue] {
+        let end = (self.cursor + max).min(self.rows.len());
+        &self.rows[self.cursor..end]
+    }
+
+    /// Records that the first `rows` rows of the last chunk were settled as `report` says.
+    pub fn advance(&mut self, rows: usize, report: &WriteReport) {
+        self.cursor = (self.cursor + rows).min(self.rows.len());
+        self.tally.written += report.written;
+        self.tally.duplicates += report.duplicates;
+        self.tally.rejected += report.rejected.len();
+    }
+
+    /// Whether every row is stored (or rejected).
+    pub fn is_done(&self) -> bool {
+        self.cursor >= self.rows.len()
+    }
+
+    /// The counts so far.
+    pub fn tally(&self) -> ReplayTally {
+        self.tally
+    }
+}
+
+/// Why a replay stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The file could not be read or moved.
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    /// The database failed; the file stays pending and can be replayed again safely.
+    #[error("{0}")]
+    Sink(#[from] SinkError),
+}
+
+/// Rows the database refused while `chunk` was replayed, ready for a rejected file.
+pub(crate) fn rejected_rows(chunk: &[TagValue], report: &WriteReport) -> Vec<RejectedRow> {
+    report
+        .rejected
+        .iter()
+        .filter_map(|rejection| {
+            chunk.get(rejection.index).map(|value| RejectedRow {
+                value: value.clone(),
+                error: rejection.reason.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Replays one backup file into `sink` in chunks of `chunk_rows`, saves refused rows to a
+/// rejected file, and moves the file to `replayed/` when every row is stored. `progress` is
+/// called with the rows done after each chunk. On a database error the file stays where it
+/// is; replaying it again is safe, as writes are idempotent.
+pub fn replay_file(
+    sink: &mut dyn Sink,
+    backup: &BackupWriter,
+    path: &Path,
+    chunk_rows: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<ReplayTally, ReplayError> {
+    let mut replay = Replay::open(path)?;
+    let mut done = 0;
+    while !replay.is_done() {
+        let chunk = replay.next_chunk(chunk_rows.max(1)).to_vec();
+        let report = sink.write_batch(&chunk)?;
+        let rejected = rejected_rows(&chunk, &report);
+        if !rejected.is_empty() {
+            backup.write_rejected(&rejected, chrono::Utc::now().naive_utc())?;
+        }
+        replay.advance(chunk.len(), &report);
+        done += chunk.len();
+        progress(done);
+    }
+    backup.mark_replayed(path)?;
+    Ok(replay.tally())
+}
