@@ -31,6 +31,7 @@ pub fn log_configuration(config: &Config) {
             SinkConfig::Oracle(_) => {
                 log::info!("Sink: Oracle (SINK not set; ORACLE_HOST or ORACLE_DSN is)")
             }
+            SinkConfig::Postgres(_) => log::info!("Sink: PostgreSQL"),
             SinkConfig::Sqlite { .. } => log::info!(
                 "Sink: embedded SQLite (SINK not set and no ORACLE_HOST or ORACLE_DSN; set \
                  them to write to Oracle)"

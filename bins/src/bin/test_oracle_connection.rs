@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use buffer_oracle_writer::{configure, EXIT_FAILURE};
-use oracle_batch::{OracleSink, SinkCheck, SinkError, SqliteSink};
+use oracle_batch::{OracleSink, PostgresSink, Sink, SinkCheck, SinkError, SqliteSink};
 use pipeline_service::SinkConfig;
 use tag_model::{format_timestamp, Quality, TagValue};
 
@@ -18,6 +18,12 @@ fn main() -> ExitCode {
         SinkConfig::Oracle(oracle) => {
             log::info!("Connecting to Oracle: {}", oracle.connect_string);
             OracleSink::new(oracle.clone()).and_then(|mut sink| check(&mut sink))
+        }
+        SinkConfig::Postgres(postgres) => {
+            PostgresSink::new(postgres.clone()).and_then(|mut sink| {
+                log::info!("Connecting to {}", sink.describe());
+                check(&mut sink)
+            })
         }
         SinkConfig::Sqlite { path, table } => {
             log::info!("Connecting to SQLite: {}", path.display());

@@ -17,6 +17,7 @@ pub fn binary(name: &str) -> PathBuf {
         "stop_all" => PathBuf::from(env!("CARGO_BIN_EXE_stop_all")),
         "test_oracle_connection" => PathBuf::from(env!("CARGO_BIN_EXE_test_oracle_connection")),
         "test_high_throughput" => PathBuf::from(env!("CARGO_BIN_EXE_test_high_throughput")),
+        "replay_backup" => PathBuf::from(env!("CARGO_BIN_EXE_replay_backup")),
         other => panic!("unknown binary {other}"),
     }
 }
@@ -244,4 +245,18 @@ pub fn ingest_body(first: usize, count: usize) -> String {
         })
         .collect();
     format!("[{}]", items.join(","))
+}
+
+/// File names in `dir` (none if it cannot be read), sorted.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }

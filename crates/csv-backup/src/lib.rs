@@ -192,9 +192,7 @@ impl BackupWriter {
             open.minute != minute || open.bytes >= self.spool_max_bytes.load(Ordering::SeqCst)
         });
         if rotate {
-            if let Some(open) = spool.take() {
-                self.seal_spool(open)?;
-            }
+            self.seal_spool(&mut spool)?;
         }
         if spool.is_none() {
             *spool = Some(self.open_spool(attempt_time, minute)?);
@@ -235,10 +233,7 @@ impl BackupWriter {
     /// can be replayed. Returns its path, or `None` when no spool file was open.
     pub fn seal(&self) -> Result<Option<PathBuf>, BackupError> {
         let mut spool = self.spool.lock().unwrap_or_else(PoisonError::into_inner);
-        match spool.take() {
-            Some(open) => self.seal_spool(open).map(Some),
-            None => Ok(None),
-        }
+        self.seal_spool(&mut spool)
     }
 
     fn open_spool(
@@ -279,21 +274,68 @@ impl BackupWriter {
         })
     }
 
-    fn seal_spool(&self, open: Spool) -> Result<PathBuf, BackupError> {
-        let Spool {
-            temp, target, file, ..
-        } = open;
-        let result = file.sync_all().and_then(|()| {
+    /// Renames the spool file to its final name. On failure the spool is put back (its file
+    /// reopened for appending), so no row is stranded in a hidden file and a later seal
+    /// retries.
+    fn seal_spool(&self, spool: &mut Option<Spool>) -> Result<Option<PathBuf>, BackupError> {
+        let Some(open) = spool.take() else {
+            return Ok(None);
+        };
+        if let Err(source) = open.file.sync_all() {
+            let target = open.target.clone();
+            *spool = Some(open);
+            return Err(BackupError::Write {
+                path: target,
+                source,
+            });
+        }
+        // Windows cannot rename an open file: close it first there (and reopen on failure).
+        #[cfg(windows)]
+        let open = {
+            let Spool {
+                temp,
+                target,
+                file,
+                bytes,
+                rows,
+                minute,
+            } = open;
             drop(file);
-            fs::rename(&temp, &target)
-        });
-        result.map_err(|source| BackupError::Write {
-            path: target.clone(),
-            source,
-        })?;
-        sync_dir(&self.dir);
-        log::info!("Backup file {} complete", target.display());
-        Ok(target)
+            (temp, target, bytes, rows, minute)
+        };
+        #[cfg(windows)]
+        let (temp, target) = (open.0.clone(), open.1.clone());
+        #[cfg(not(windows))]
+        let (temp, target) = (open.temp.clone(), open.target.clone());
+        match fs::rename(&temp, &target) {
+            Ok(()) => {
+                sync_dir(&self.dir);
+                log::info!("Backup file {} complete", target.display());
+                Ok(Some(target))
+            }
+            Err(source) => {
+                #[cfg(windows)]
+                if let Ok(file) = File::options().append(true).open(&temp) {
+                    let (temp, target, bytes, rows, minute) = open;
+                    *spool = Some(Spool {
+                        temp,
+                        target,
+                        file,
+                        bytes,
+                        rows,
+                        minute,
+                    });
+                }
+                #[cfg(not(windows))]
+                {
+                    *spool = Some(open);
+                }
+                Err(BackupError::Write {
+                    path: target,
+                    source,
+                })
+            }
+        }
     }
 
     /// Gives leftover temporary files (from a process that died while writing) their final

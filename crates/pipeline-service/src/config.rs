@@ -9,13 +9,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use oracle_batch::{OracleConfig, Secret, WriterConfig};
+use oracle_batch::{OracleConfig, PostgresConfig, Secret, WriterConfig};
 
 /// Where values are written.
 #[derive(Clone, Debug)]
 pub enum SinkConfig {
     /// Oracle Database.
     Oracle(OracleConfig),
+    /// PostgreSQL (or a compatible database).
+    Postgres(PostgresConfig),
     /// The embedded SQLite file.
     Sqlite {
         /// The database file.
@@ -30,6 +32,7 @@ impl SinkConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SinkConfig::Oracle(_) => "Oracle",
+            SinkConfig::Postgres(_) => "PostgreSQL",
             SinkConfig::Sqlite { .. } => "SQLite",
         }
     }
@@ -50,6 +53,9 @@ pub struct Config {
     pub writer_threads: usize,
     /// BACKUP_DIR.
     pub backup_dir: PathBuf,
+    /// BACKUP_ROTATE_BYTES: an outage's backup file is closed and a new one started past
+    /// this size (and at each new minute).
+    pub backup_rotate_bytes: u64,
     /// API_BIND.
     pub api_bind: SocketAddr,
     /// LOG_FILE.
@@ -245,7 +251,30 @@ impl Config {
                 300,
                 1..=86_400,
             )?),
+            offline_probe_min: seconds(
+                vars,
+                &["OFFLINE_PROBE_MIN_SEC"],
+                Duration::from_secs(1),
+                0.01,
+                3600.0,
+            )?,
+            offline_probe_max: seconds(
+                vars,
+                &["OFFLINE_PROBE_MAX_SEC"],
+                Duration::from_secs(30),
+                0.01,
+                86_400.0,
+            )?,
+            auto_replay: boolean(vars, "BACKUP_AUTO_REPLAY", true)?,
         };
+        if writer.offline_probe_max < writer.offline_probe_min {
+            let value = vars.get(&["OFFLINE_PROBE_MAX_SEC"]).map_or("30", |v| v.1);
+            return Err(invalid(
+                "OFFLINE_PROBE_MAX_SEC",
+                value,
+                "at least OFFLINE_PROBE_MIN_SEC",
+            ));
+        }
         let writer_threads = number(vars, &["WRITER_THREADS"], 1, 1..=64)?;
         let table = text(vars, &["ORACLE_TABLE"]).unwrap_or_else(|| "TAG_VALUES".into());
         if let Err(error) = oracle_batch::validate_table_name(&table) {
@@ -260,6 +289,7 @@ impl Config {
         };
         let sink = match sink_name.as_str() {
             "oracle" => SinkConfig::Oracle(oracle_config(vars, table)?),
+            "postgres" | "postgresql" => SinkConfig::Postgres(postgres_config(vars, table)?),
             "sqlite" => SinkConfig::Sqlite {
                 path: text(vars, &["SQLITE_PATH"])
                     .map_or_else(|| PathBuf::from("./data/tag_values.db"), PathBuf::from),
@@ -267,7 +297,7 @@ impl Config {
             },
             _ => {
                 let value = vars.get(&["SINK"]).map_or("", |v| v.1);
-                return Err(invalid("SINK", value, "oracle or sqlite"));
+                return Err(invalid("SINK", value, "oracle, postgres or sqlite"));
             }
         };
 
@@ -285,6 +315,12 @@ impl Config {
             writer_threads,
             backup_dir: text(vars, &["BACKUP_DIR", "BACKUP_FILE_PATH"])
                 .map_or_else(|| PathBuf::from("./backup"), PathBuf::from),
+            backup_rotate_bytes: number(
+                vars,
+                &["BACKUP_ROTATE_BYTES"],
+                csv_backup::DEFAULT_SPOOL_MAX_BYTES,
+                1..=1 << 40,
+            )?,
             api_bind,
             log_file: text(vars, &["LOG_FILE"]).map(PathBuf::from),
             pid_file: text(vars, &["PID_FILE"])
@@ -302,6 +338,9 @@ impl Config {
                     "Oracle user: {}, table: {}",
                     oracle.user, oracle.table
                 ));
+            }
+            SinkConfig::Postgres(postgres) => {
+                lines.push(format!("PostgreSQL table: {}", postgres.table));
             }
             SinkConfig::Sqlite { path, table } => {
                 lines.push(format!(
@@ -327,6 +366,57 @@ impl Config {
         lines.push(format!("Writer threads: {}", self.writer_threads));
         lines
     }
+}
+
+/// `true`/`false` (also yes/no, on/off, 1/0), or `default`.
+fn boolean(vars: &Vars, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match vars.get(&[name]) {
+        None => Ok(default),
+        Some((name, value)) => match value.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Ok(true),
+            "false" | "no" | "off" | "0" => Ok(false),
+            _ => Err(invalid(name, value, "true or false")),
+        },
+    }
+}
+
+/// The pool settings apply to every pooled database: Oracle and PostgreSQL.
+fn pool(vars: &Vars) -> Result<(u32, u32, Duration), ConfigError> {
+    let pool_min = number(vars, &["ORACLE_POOL_MIN"], 2u32, 0..=1000)?;
+    let pool_max = number(vars, &["ORACLE_POOL_MAX"], 5u32, 1..=1000)?;
+    if pool_min > pool_max {
+        return Err(invalid(
+            "ORACLE_POOL_MIN",
+            &pool_min.to_string(),
+            format!("at most ORACLE_POOL_MAX ({pool_max})"),
+        ));
+    }
+    let timeout = seconds(
+        vars,
+        &["ORACLE_POOL_TIMEOUT"],
+        Duration::from_secs(10),
+        0.1,
+        600.0,
+    )?;
+    Ok((pool_min, pool_max, timeout))
+}
+
+fn postgres_config(vars: &Vars, table: String) -> Result<PostgresConfig, ConfigError> {
+    let Some(url) = text(vars, &["POSTGRES_URL"]) else {
+        return Err(invalid(
+            "POSTGRES_URL",
+            "",
+            "required for SINK=postgres, e.g. postgres://user:password@host:5432/dbname",
+        ));
+    };
+    let (pool_min, pool_max, pool_timeout) = pool(vars)?;
+    Ok(PostgresConfig {
+        url: Secret::new(url),
+        table,
+        pool_min,
+        pool_max,
+        pool_timeout,
+    })
 }
 
 fn oracle_config(vars: &Vars, table: String) -> Result<OracleConfig, ConfigError> {
@@ -359,15 +449,7 @@ fn oracle_config(vars: &Vars, table: String) -> Result<OracleConfig, ConfigError
         return Err(invalid("ORACLE_USER", "", "required for SINK=oracle"));
     };
     let password = Secret::new(text(vars, &["ORACLE_PASSWORD"]).unwrap_or_default());
-    let pool_min = number(vars, &["ORACLE_POOL_MIN"], 2u32, 0..=1000)?;
-    let pool_max = number(vars, &["ORACLE_POOL_MAX"], 5u32, 1..=1000)?;
-    if pool_min > pool_max {
-        return Err(invalid(
-            "ORACLE_POOL_MIN",
-            &pool_min.to_string(),
-            format!("at most ORACLE_POOL_MAX ({pool_max})"),
-        ));
-    }
+    let (pool_min, pool_max, pool_timeout) = pool(vars)?;
     Ok(OracleConfig {
         connect_string,
         user,
@@ -375,13 +457,7 @@ fn oracle_config(vars: &Vars, table: String) -> Result<OracleConfig, ConfigError
         table,
         pool_min,
         pool_max,
-        pool_timeout: seconds(
-            vars,
-            &["ORACLE_POOL_TIMEOUT"],
-            Duration::from_secs(10),
-            0.1,
-            600.0,
-        )?,
+        pool_timeout,
     })
 }
 
@@ -473,7 +549,7 @@ mod tests {
             ),
             (
                 &[("SINK", "mysql")],
-                "SINK=\"mysql\" is not valid: oracle or sqlite",
+                "SINK=\"mysql\" is not valid: oracle, postgres or sqlite",
             ),
             (
                 &[("SINK", "oracle")],
@@ -500,6 +576,18 @@ mod tests {
                 "API_BIND=\"localhost\" is not valid: an address and port such as 127.0.0.1:8000",
             ),
             (
+                &[("SINK", "postgres")],
+                "POSTGRES_URL=\"\" is not valid: required for SINK=postgres",
+            ),
+            (
+                &[("BACKUP_AUTO_REPLAY", "maybe")],
+                "BACKUP_AUTO_REPLAY=\"maybe\" is not valid: true or false",
+            ),
+            (
+                &[("OFFLINE_PROBE_MIN_SEC", "10"), ("OFFLINE_PROBE_MAX_SEC", "5")],
+                "OFFLINE_PROBE_MAX_SEC=\"5\" is not valid: at least OFFLINE_PROBE_MIN_SEC",
+            ),
+            (
                 &[("WRITER_THREADS", "0")],
                 "WRITER_THREADS=\"0\" is not valid: a whole number from 1 to 64",
             ),
@@ -511,6 +599,23 @@ mod tests {
                 "got {error:?}, wanted {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn postgres_is_chosen_by_sink_and_its_url_never_shown() {
+        let config = config(&[
+            ("SINK", "postgres"),
+            (
+                "POSTGRES_URL",
+                "postgres://scada:pg-s3cret@db:5432/historian",
+            ),
+            ("BACKUP_AUTO_REPLAY", "false"),
+        ])
+        .unwrap();
+        assert!(matches!(&config.sink, SinkConfig::Postgres(pg) if pg.table == "TAG_VALUES"));
+        assert!(!config.writer.auto_replay);
+        let shown = format!("{config:?} {}", config.summary().join(" "));
+        assert!(!shown.contains("pg-s3cret"), "{shown}");
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use csv_backup::BackupWriter;
-use oracle_batch::{BatchWriter, OracleSink, ShutdownReport, Sink, SqliteSink, WriterMonitor};
+use oracle_batch::{
+    BatchWriter, OracleSink, PostgresSink, ShutdownReport, Sink, SqliteSink, WriterMonitor,
+};
 use polling_engine::{PollingConfig, PollingEngine};
 use ringbuf_core::RingBuffer;
 
@@ -86,7 +88,9 @@ impl Service {
         let sinks = open_sinks(&config)?;
         let kind = config.sink.kind();
         let description = sinks[0].describe();
-        let backup = Arc::new(BackupWriter::new(&config.backup_dir)?);
+        let backup = Arc::new(
+            BackupWriter::new(&config.backup_dir)?.with_spool_limit(config.backup_rotate_bytes),
+        );
         let buffer = Arc::new(
             RingBuffer::new(config.buffer_max_size)
                 .map_err(|e| StartError::Sink(format!("BUFFER_MAX_SIZE: {e}")))?,
@@ -215,11 +219,11 @@ impl Service {
         log::info!("Stopping {kind} writer...");
         let report = self.writer.shutdown(FLUSH_GRACE);
         match kind {
-            "Oracle" => {
-                log::info!("Closing Oracle connection pool...");
-                log::info!("Oracle connection pool closed");
+            "SQLite" => log::info!("SQLite database closed"),
+            _ => {
+                log::info!("Closing {kind} connection pool...");
+                log::info!("{kind} connection pool closed");
             }
-            _ => log::info!("{kind} database closed"),
         }
         self.http.stop();
         let accounting = self.state.accounting();
@@ -261,6 +265,18 @@ impl Service {
     }
 }
 
+/// Opens one sink on the configured database (for tools such as replay_backup); the same
+/// checks and messages as at service start-up.
+pub fn open_sink(config: &Config) -> Result<Box<dyn Sink>, StartError> {
+    let single = Config {
+        writer_threads: 1,
+        ..config.clone()
+    };
+    open_sinks(&single)?
+        .pop()
+        .ok_or_else(|| StartError::Sink("no sink was opened".into()))
+}
+
 /// Opens one sink per writer thread; a set-up error (no client library, bad credentials,
 /// missing table) stops start-up, an unreachable database does not: the writer retries and
 /// backs up until it returns.
@@ -282,6 +298,27 @@ fn open_sinks(config: &Config) -> Result<Vec<Box<dyn Sink>>, StartError> {
                      up until it is"
                 ),
                 Err(error) => return Err(StartError::Sink(format!("Oracle: {error}"))),
+            }
+            for _ in 0..config.writer_threads {
+                sinks.push(Box::new(sink.clone()));
+            }
+        }
+        SinkConfig::Postgres(postgres) => {
+            log::info!(
+                "Creating PostgreSQL connection pool (min={}, max={})...",
+                postgres.pool_min,
+                postgres.pool_max
+            );
+            let mut sink =
+                PostgresSink::new(postgres.clone()).map_err(|e| StartError::Sink(e.to_string()))?;
+            log::info!("PostgreSQL: {}", sink.describe());
+            match sink.probe() {
+                Ok(()) => log::info!("PostgreSQL connection pool created successfully"),
+                Err(error) if error.is_transient() => log::warn!(
+                    "PostgreSQL is not reachable yet: {error}. Values are kept, backed up and \
+                     written when it is"
+                ),
+                Err(error) => return Err(StartError::Sink(format!("PostgreSQL: {error}"))),
             }
             for _ in 0..config.writer_threads {
                 sinks.push(Box::new(sink.clone()));

@@ -149,14 +149,30 @@ impl ServiceState {
                 "throughput_items_per_sec": round(snapshot.throughput_items_per_sec, 1),
                 "last_write_time": snapshot.last_success.map(iso),
             },
+            "offline": self.offline_json(),
             "backup": {
                 "file_count": backup.pending_files,
+                "pending_rows": self.backup.pending_rows(),
                 "total_bytes": backup.pending_bytes,
                 "rejected_file_count": backup.rejected_files,
                 "rejected_bytes": backup.rejected_bytes,
                 "directory": self.backup.dir().display().to_string(),
             },
             "accounting": self.accounting(),
+        })
+    }
+
+    fn offline_json(&self) -> Value {
+        let mode = self.writer.mode();
+        json!({
+            "online": mode.online,
+            "offline_since": mode.offline_since.map(iso),
+            "reason": mode.reason,
+            "probes": mode.probes,
+            "replaying": mode.replaying.map(|p| p.display().to_string()),
+            "replayed_files": mode.replayed_files,
+            "replayed_rows": mode.replayed_rows,
+            "pending_backup_rows": mode.pending_backup_rows,
         })
     }
 
@@ -206,7 +222,22 @@ impl ServiceState {
                 stats.in_flight
             ));
         }
-        if let (Some(failure), success) = (snapshot.last_failure, snapshot.last_success) {
+        let mode = self.writer.mode();
+        if !mode.online {
+            degraded.push(format!(
+                "{} is offline since {}: values go to CSV backup and are replayed when it \
+                 returns ({})",
+                self.sink_kind,
+                mode.offline_since.map(iso).unwrap_or_default(),
+                mode.reason.unwrap_or_default()
+            ));
+        } else if let Some(file) = &mode.replaying {
+            degraded.push(format!(
+                "replaying backup file {} ({} rows still in backup files)",
+                file.display(),
+                mode.pending_backup_rows
+            ));
+        } else if let (Some(failure), success) = (snapshot.last_failure, snapshot.last_success) {
             if success.is_none_or(|success| failure > success) {
                 degraded.push(format!(
                     "the last write to {} failed (at {})",
@@ -220,11 +251,13 @@ impl ServiceState {
             degraded.push(format!("the buffer is {utilization:.1}% full"));
         }
         match backup {
-            Ok(backup) if backup.pending_files > 0 => degraded.push(format!(
-                "{} backup files in {} wait to be loaded into the database",
-                backup.pending_files,
-                self.backup.dir().display()
-            )),
+            Ok(backup) if backup.pending_files > 0 && mode.online && mode.replaying.is_none() => {
+                degraded.push(format!(
+                    "{} backup files in {} wait to be loaded into the database",
+                    backup.pending_files,
+                    self.backup.dir().display()
+                ))
+            }
             Ok(_) => {}
             Err(error) => degraded.push(format!("the backup directory cannot be read: {error}")),
         }
@@ -242,6 +275,7 @@ impl ServiceState {
             "sink": self.sink_description,
             "buffer_utilization_pct": round(utilization, 3),
             "last_write_time": snapshot.last_success.map(iso),
+            "online": self.writer.mode().online,
         });
         (status == "healthy", body)
     }
