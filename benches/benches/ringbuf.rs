@@ -53,7 +53,8 @@ fn four_producers(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let buffer = Arc::new(RingBuffer::new(1 << 16).unwrap());
+                // Room for every item: this measures contention, not the overflow path.
+                let buffer = Arc::new(RingBuffer::new(1 << 17).unwrap());
                 let started = Instant::now();
                 std::thread::scope(|s| {
                     for p in 0..4 {
@@ -82,7 +83,7 @@ fn four_producers(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let queue = Mutex::new(VecDeque::with_capacity(1 << 16));
+                let queue = Mutex::new(VecDeque::with_capacity(1 << 17));
                 let started = Instant::now();
                 std::thread::scope(|s| {
                     for p in 0..4 {
@@ -111,7 +112,7 @@ fn four_producers(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let (tx, rx) = crossbeam_channel::bounded(1 << 16);
+                let (tx, rx) = crossbeam_channel::bounded(1 << 17);
                 let started = Instant::now();
                 std::thread::scope(|s| {
                     for p in 0..4 {

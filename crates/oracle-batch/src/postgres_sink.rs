@@ -109,6 +109,9 @@ impl PostgresSink {
             .min_idle(Some(config.pool_min))
             .max_size(config.pool_max)
             .connection_timeout(config.pool_timeout.max(Duration::from_millis(100)))
+            // No test query on every checkout: it would add a round trip per batch. A dead
+            // connection fails its write (transient: retried) and is dropped by the pool.
+            .test_on_check_out(false)
             .error_handler(Box::new(NopErrorHandler))
             .build_unchecked(manager);
         let table = config.table;

@@ -45,6 +45,9 @@ fn router(state: Arc<ServiceState>) -> Router {
         .route("/api/polling/status", get(polling_status))
         .route("/api/polling/groups/{name}/trigger", post(trigger))
         .route("/metrics", get(metrics))
+        .route("/", get(root))
+        .route("/monitoring/buffer", get(dashboard))
+        .route("/monitoring/assets/{file}", get(asset))
         .layer(DefaultBodyLimit::max(MAX_INGEST_BYTES))
         .with_state(Api { state, registry })
 }
@@ -145,6 +148,48 @@ async fn metrics(State(api): State<Api>) -> Response {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         crate::prometheus::render(&api.registry),
+    )
+        .into_response()
+}
+
+/// The dashboard: one page, its CSS and JavaScript inline, charts by the vendored uPlot.
+const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
+const UPLOT_JS: &str = include_str!("../assets/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../assets/uPlot.min.css");
+const UPLOT_LICENSE: &str = include_str!("../assets/uPlot.LICENSE");
+
+async fn root() -> Response {
+    (
+        StatusCode::FOUND,
+        [(header::LOCATION, "/monitoring/buffer")],
+        "",
+    )
+        .into_response()
+}
+
+async fn dashboard() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        DASHBOARD_HTML,
+    )
+        .into_response()
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    let (body, content_type) = match file.as_str() {
+        "uPlot.iife.min.js" => (UPLOT_JS, "text/javascript; charset=utf-8"),
+        "uPlot.min.css" => (UPLOT_CSS, "text/css; charset=utf-8"),
+        "uPlot.LICENSE" => (UPLOT_LICENSE, "text/plain; charset=utf-8"),
+        _ => return json_response(StatusCode::NOT_FOUND, &json!({"error": "no such asset"})),
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        body,
     )
         .into_response()
 }
