@@ -45,6 +45,34 @@ fn end_to_end(c: &mut Criterion) {
             total
         })
     });
+    // The writer alone: the buffer is full before the writer starts, so no producer shares
+    // the two cores with it.
+    group.bench_function("BatchWriter, buffer filled first", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                round += 1;
+                let values = benches::values(round * 100, VALUES);
+                let dir = tempfile::tempdir().unwrap();
+                let buffer = Arc::new(RingBuffer::new(1_000_000).unwrap());
+                buffer.push_batch(values).unwrap();
+                let backup = Arc::new(BackupWriter::new(dir.path().join("backup")).unwrap());
+                let sink = SqliteSink::open(dir.path().join("e2e.db"), "TAG_VALUES").unwrap();
+                let started = Instant::now();
+                let writer = BatchWriter::builder(buffer.clone(), backup)
+                    .sink(sink)
+                    .config(WriterConfig::default())
+                    .spawn()
+                    .unwrap();
+                while writer.stats().written < VALUES as u64 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                total += started.elapsed();
+                writer.shutdown(Duration::from_secs(5));
+            }
+            total
+        })
+    });
     group.bench_function("sink directly", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

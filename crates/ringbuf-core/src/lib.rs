@@ -4,11 +4,12 @@
 mod rate_limit;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
 
 use rate_limit::RateLimit;
 
@@ -19,9 +20,8 @@ pub const OVERFLOW_LOG_INTERVAL: Duration = Duration::from_secs(1);
 pub struct RingBuffer<T> {
     queue: ArrayQueue<T>,
     overflow: AtomicU64,
-    /// Bit 0: closed. Bits 1..: producers currently inside a push. One word, so that a push
-    /// and `close` cannot miss each other and no item lands after `close` returns.
-    gate: AtomicUsize,
+    /// Refuses pushes after `close` and lets `close` wait for the pushes in flight.
+    gate: Gate,
     /// The smallest threshold a sleeping consumer waits for, `usize::MAX` when none sleeps.
     /// Producers read only this on the fast path.
     wake_at: AtomicUsize,
@@ -81,9 +81,31 @@ impl<T> fmt::Display for Closed<T> {
 
 impl<T> std::error::Error for Closed<T> {}
 
-const CLOSED: usize = 1;
-const ONE_PRODUCER: usize = 2;
 const NOBODY_WAITS: usize = usize::MAX;
+
+/// Counters of producers inside a push, one per stripe (a thread always uses the same one)
+/// so that producers on different cores do not fight over one cache line.
+const STRIPES: usize = 8;
+
+struct Gate {
+    closed: AtomicBool,
+    producers: [CachePadded<AtomicUsize>; STRIPES],
+}
+
+impl Gate {
+    fn new() -> Self {
+        Gate {
+            closed: AtomicBool::new(false),
+            producers: std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
+        }
+    }
+}
+
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
+}
 
 impl<T> RingBuffer<T> {
     /// A buffer holding at most `capacity` items, allocated up front.
@@ -94,7 +116,7 @@ impl<T> RingBuffer<T> {
         Ok(RingBuffer {
             queue: ArrayQueue::new(capacity),
             overflow: AtomicU64::new(0),
-            gate: AtomicUsize::new(0),
+            gate: Gate::new(),
             wake_at: AtomicUsize::new(NOBODY_WAITS),
             waiters: Mutex::new(Vec::new()),
             wakeup: Condvar::new(),
@@ -215,9 +237,13 @@ impl<T> RingBuffer<T> {
     /// Refuses every later push and wakes every waiting consumer. When `close` returns, no
     /// push is still in progress, so a final drain sees every item that was accepted.
     pub fn close(&self) {
-        self.gate.fetch_or(CLOSED, Ordering::SeqCst);
-        while self.gate.load(Ordering::SeqCst) != CLOSED {
-            std::thread::yield_now();
+        // A producer increments its stripe, then reads `closed`; we set `closed`, then read
+        // the stripes: one of us always sees the other, so no push lands after we return.
+        self.gate.closed.store(true, Ordering::SeqCst);
+        for producers in &self.gate.producers {
+            while producers.load(Ordering::SeqCst) != 0 {
+                std::thread::yield_now();
+            }
         }
         let _waiters = self.lock_waiters();
         self.wakeup.notify_all();
@@ -225,7 +251,7 @@ impl<T> RingBuffer<T> {
 
     /// Whether [`close`](Self::close) has been called.
     pub fn is_closed(&self) -> bool {
-        self.gate.load(Ordering::SeqCst) & CLOSED != 0
+        self.gate.closed.load(Ordering::SeqCst)
     }
 
     /// Items held now.
@@ -254,9 +280,11 @@ impl<T> RingBuffer<T> {
     }
 
     fn enter(&self) -> Option<ProducerGuard<'_>> {
-        let previous = self.gate.fetch_add(ONE_PRODUCER, Ordering::SeqCst);
-        let guard = ProducerGuard { gate: &self.gate };
-        (previous & CLOSED == 0).then_some(guard)
+        let stripe = STRIPE.with(|stripe| *stripe);
+        let producers = &self.gate.producers[stripe];
+        producers.fetch_add(1, Ordering::SeqCst);
+        let guard = ProducerGuard { producers };
+        (!self.gate.closed.load(Ordering::SeqCst)).then_some(guard)
     }
 
     fn count_overflow(&self, displaced: u64) {
@@ -289,12 +317,12 @@ impl<T> RingBuffer<T> {
 
 /// Leaves the gate when a push ends, even by unwinding.
 struct ProducerGuard<'a> {
-    gate: &'a AtomicUsize,
+    producers: &'a AtomicUsize,
 }
 
 impl Drop for ProducerGuard<'_> {
     fn drop(&mut self) {
-        self.gate.fetch_sub(ONE_PRODUCER, Ordering::SeqCst);
+        self.producers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
