@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use pipeline_service::{logging, Config, SinkConfig};
+use pipeline_service::{logging, Config, Service, SinkConfig};
 
 /// Exit code for a bad setting (environment variable, `.env` or configuration file).
 pub const EXIT_CONFIG: u8 = 2;
@@ -43,4 +43,17 @@ pub fn log_configuration(config: &Config) {
     for line in config.summary() {
         log::info!("{line}");
     }
+}
+
+/// Starts the service and installs the Ctrl+C / SIGTERM handler. A failure is logged with
+/// what to fix and gives exit code 1.
+pub fn start_service(config: Config) -> Result<Service, ExitCode> {
+    let service = Service::start(config).map_err(|error| {
+        log::error!("Start-up failed: {error}");
+        ExitCode::from(EXIT_FAILURE)
+    })?;
+    if let Err(error) = service.handle_signals() {
+        log::error!("{error}");
+    }
+    Ok(service)
 }

@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use buffer_oracle_writer::{configure, log_configuration, EXIT_CONFIG, EXIT_FAILURE};
+use buffer_oracle_writer::{
+    configure, log_configuration, start_service, EXIT_CONFIG, EXIT_FAILURE,
+};
 use clap::Parser;
-use pipeline_service::Service;
 use polling_engine::PollingConfig;
 
 /// Start polling, buffering and writing.
@@ -47,18 +48,12 @@ fn main() -> ExitCode {
     );
 
     log::info!("Step 2/3: Starting buffer consumer and {kind} writer...");
-    let mut service = match Service::start(config) {
+    let mut service = match start_service(config) {
         Ok(service) => service,
-        Err(error) => {
-            log::error!("Start-up failed: {error}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
+        Err(code) => return code,
     };
     log::info!("Buffer consumer started");
     log::info!("{kind} writer started");
-    if let Err(error) = service.handle_signals() {
-        log::error!("{error}");
-    }
 
     log::info!("Step 3/3: Starting polling groups...");
     let engine = service.polling_engine(&polling);

@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
-use buffer_oracle_writer::{configure, log_configuration, EXIT_FAILURE};
+use buffer_oracle_writer::{configure, log_configuration, start_service, EXIT_FAILURE};
 use clap::Parser;
-use pipeline_service::{Service, StopReason};
+use pipeline_service::StopReason;
 
 /// Run the ring buffer and the database writer, with the HTTP API.
 #[derive(Parser)]
@@ -26,16 +26,10 @@ fn main() -> ExitCode {
     let kind = config.sink.kind();
     log::info!("Starting Buffer and {kind} Writer...");
     log_configuration(&config);
-    let service = match Service::start(config) {
+    let service = match start_service(config) {
         Ok(service) => service,
-        Err(error) => {
-            log::error!("Start-up failed: {error}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
+        Err(code) => return code,
     };
-    if let Err(error) = service.handle_signals() {
-        log::error!("{error}");
-    }
     if args.stdin {
         if let Err(error) = service.read_stdin() {
             log::error!("{error}");

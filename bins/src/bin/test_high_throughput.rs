@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use buffer_oracle_writer::{configure, log_configuration, EXIT_FAILURE};
+use buffer_oracle_writer::{configure, log_configuration, start_service, EXIT_FAILURE};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use pipeline_service::Service;
 use tag_model::{Quality, TagValue};
 
 /// Load-test the pipeline on the configured sink.
@@ -54,16 +53,10 @@ fn main() -> ExitCode {
         args.tags
     );
     log_configuration(&config);
-    let service = match Service::start(config) {
+    let service = match start_service(config) {
         Ok(service) => service,
-        Err(error) => {
-            log::error!("Start-up failed: {error}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
+        Err(code) => return code,
     };
-    if let Err(error) = service.handle_signals() {
-        log::error!("{error}");
-    }
     let state = Arc::clone(service.state());
     let offered = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));

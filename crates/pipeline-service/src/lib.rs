@@ -15,6 +15,6 @@ pub use http::{HttpServer, MAX_INGEST_BYTES};
 pub use ingest::{parse_ingest, parse_line, IngestError};
 pub use prometheus::PREFIX as METRICS_PREFIX;
 pub use service::{
-    open_sink, pid_file, read_ndjson, Service, ShutdownSummary, StartError, StopReason, FLUSH_GRACE,
+    open_sink, read_ndjson, Service, ShutdownSummary, StartError, StopReason, FLUSH_GRACE,
 };
 pub use state::{Accounting, ServiceState};

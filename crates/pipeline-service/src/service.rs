@@ -3,7 +3,6 @@
 
 use std::io::BufRead;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
@@ -418,9 +417,4 @@ pub fn read_ndjson(input: impl BufRead, state: &ServiceState) -> (u64, u64) {
     flush(&mut chunk);
     log::info!("End of standard input: {read} values read, {bad} lines refused");
     (read, bad)
-}
-
-/// The config's PID file path (for stop_all).
-pub fn pid_file(config: &Config) -> PathBuf {
-    config.pid_file.clone()
 }
