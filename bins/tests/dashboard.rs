@@ -186,3 +186,44 @@ fn the_dashboard_shows_the_api_figures_in_a_real_browser() {
     service.signal(libc::SIGINT);
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
 }
+
+/// A backup file waiting to be loaded: the page says `degraded`, gives the reason, and shows
+/// the backup count in red.
+#[test]
+fn the_dashboard_shows_a_degraded_state_and_red_counts() {
+    let Some(browser) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("backup")).unwrap();
+    std::fs::write(
+        dir.path().join("backup/backup_20251102_143052.csv"),
+        "timestamp,plc_code,tag_address,tag_value,quality,insertion_attempt_time\n\
+         2025-11-02T14:30:45.123456,PLC01,D100,1234.5,GOOD,2025-11-02T14:30:52.789012\n",
+    )
+    .unwrap();
+    let mut service = Running::spawn(command(
+        "start_buffer_writer",
+        dir.path(),
+        &[("BACKUP_AUTO_REPLAY", "false")],
+    ));
+    let base = service.base_url();
+    let (status, health) = get(&format!("{base}/api/buffer/health"));
+    assert_eq!(status, 503, "{health}");
+    let profile = dir.path().join("profile");
+    let output = headless(&browser, &profile, "1280,800")
+        .arg("--dump-dom")
+        .arg(format!("{base}/monitoring/buffer"))
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(dom.contains("data-status=\"degraded\""), "not degraded");
+    assert!(
+        dom.contains("wait to be loaded into the database"),
+        "no reason shown"
+    );
+    let at = dom.find("id=\"backup-file-count\"").expect("backup count");
+    let tag = &dom[dom[..at].rfind('<').unwrap()..at + dom[at..].find('>').unwrap()];
+    assert!(tag.contains("alert"), "backup count not red: {tag}");
+    assert_eq!(raw(&dom, "backup-file-count"), "1");
+    service.signal(libc::SIGINT);
+    assert!(service.wait_exit(Duration::from_secs(10)).0.success());
+}
