@@ -553,7 +553,8 @@ impl BatchWriter {
     pub fn shutdown(self, grace: Duration) -> ShutdownReport {
         let shared = &self.shared;
         let deadline = shared.now() + grace;
-        shared.deadline_nanos.store(
+        // fetch_min: a deadline already brought forward (a second Ctrl+C) stays.
+        shared.deadline_nanos.fetch_min(
             u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX - 1),
             Ordering::SeqCst,
         );
@@ -576,10 +577,12 @@ impl BatchWriter {
             Counters::add(&shared.counters.in_flight, rest.len());
             last_resort_save(shared, &rest);
         }
-        match shared.backup.seal() {
-            Ok(Some(path)) => log::info!("Backup file {} complete", path.display()),
-            Ok(None) => {}
-            Err(error) => log::error!("Cannot complete the open backup file: {error}"),
+        // Give the open backup file its final name (it logs "Backup file ... complete").
+        if let Err(error) = shared.backup.seal() {
+            log::error!(
+                "Cannot complete the open backup file: {error}. Its rows are safe in the hidden \
+                 .tmp file and are recovered at the next start"
+            );
         }
         let final_rows = shared.final_rows.load(Ordering::SeqCst);
         log::info!("Final batch written: {final_rows} rows");
