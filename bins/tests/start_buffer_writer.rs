@@ -315,3 +315,55 @@ fn shutdown_with_the_database_unavailable_backs_up_everything() {
         "{log}"
     );
 }
+
+/// The spec's buffer overflow drill: more values than the buffer holds arrive at once. The
+/// oldest are displaced and counted, the operator is warned in the spec's words, and the
+/// accounting still balances: accepted = written + overflow.
+#[test]
+fn overflow_is_counted_warned_about_and_accounted_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("BUFFER_MAX_SIZE", "1000"),
+        ("BUFFER_BATCH_SIZE_MAX", "100"),
+        ("BUFFER_BATCH_THRESHOLD", "1000"),
+    ];
+    let mut service = Running::spawn(command("start_buffer_writer", dir.path(), &env));
+    let base = service.base_url();
+    // A slow database: the writer holds one batch while the rest waits in the buffer.
+    let lock = rusqlite::Connection::open(dir.path().join("data/tag_values.db")).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (status, reply) = post(&format!("{base}/api/buffer/ingest"), &ingest_body(0, 1500));
+    assert_eq!(status, 200, "{reply}");
+    let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(reply["accepted"], 1500);
+    // 500 unless the writer's interval timer drained a few during the push.
+    let displaced = reply["displaced"].as_u64().unwrap();
+    assert!((400..=500).contains(&displaced), "{reply}");
+    service.wait_for_line("[WARNING] Buffer overflow: discarded oldest data (overflow_count=");
+    let warning = service.wait_for_line("[WARNING] Buffer utilization: ");
+    assert!(
+        warning.contains("% (") && warning.ends_with("/1000 items)"),
+        "{warning}"
+    );
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    eventually("the buffer drained", || {
+        let m = get_json(&format!("{base}/api/buffer/metrics"));
+        m["accounting"]["written"] == 1500 - displaced
+    });
+    let metrics = get_json(&format!("{base}/api/buffer/metrics"));
+    assert_eq!(metrics["buffer"]["overflow_count"], displaced);
+    assert_eq!(metrics["accounting"]["accepted"], 1500);
+    assert_eq!(metrics["accounting"]["balanced"], true, "{metrics}");
+    service.signal(libc::SIGINT);
+    assert!(service.wait_exit(Duration::from_secs(10)).0.success());
+    let log = service.output();
+    assert!(
+        log.contains(&format!("  Overflow count: {displaced}")),
+        "{log}"
+    );
+    assert_eq!(
+        count_rows(&dir.path().join("data/tag_values.db"), "") as u64,
+        1500 - displaced
+    );
+}

@@ -17,4 +17,4 @@ pub use prometheus::PREFIX as METRICS_PREFIX;
 pub use service::{
     open_sink, read_ndjson, Service, ShutdownSummary, StartError, StopReason, FLUSH_GRACE,
 };
-pub use state::{Accounting, ServiceState};
+pub use state::{utilization_warning, Accounting, ServiceState, UTILIZATION_WARNING_PCT};

@@ -29,6 +29,22 @@ pub struct ServiceState {
     accepted: AtomicU64,
     refused: AtomicU64,
     shutting_down: AtomicBool,
+    /// Seconds since `started` of the last utilization warning, plus one (0: never).
+    last_utilization_warning: AtomicU64,
+    started: std::time::Instant,
+}
+
+/// The fill level from which the buffer's utilization is logged (the spec's alert level).
+pub const UTILIZATION_WARNING_PCT: f64 = 80.0;
+/// At most one utilization warning per this many seconds.
+const UTILIZATION_WARNING_EVERY_SECS: u64 = 10;
+
+/// The spec's warning line, when the buffer is at least 80 % full:
+/// `Buffer utilization: 100.0% (100000/100000 items)`.
+pub fn utilization_warning(len: usize, capacity: usize) -> Option<String> {
+    let pct = len as f64 * 100.0 / capacity.max(1) as f64;
+    (pct >= UTILIZATION_WARNING_PCT)
+        .then(|| format!("Buffer utilization: {pct:.1}% ({len}/{capacity} items)"))
 }
 
 /// The accounting of every value the service accepted.
@@ -74,6 +90,8 @@ impl ServiceState {
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
+            last_utilization_warning: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -84,12 +102,31 @@ impl ServiceState {
         match self.buffer.push_batch(values) {
             Ok(pushed) => {
                 self.accepted.fetch_add(count, Ordering::SeqCst);
+                self.warn_if_nearly_full();
                 Ok(pushed)
             }
             Err(closed) => {
                 self.refused.fetch_add(count, Ordering::SeqCst);
                 Err(closed.into_inner())
             }
+        }
+    }
+
+    /// Logs the utilization at warn when the buffer is 80 % full or more, at most every 10 s.
+    fn warn_if_nearly_full(&self) {
+        let Some(line) = utilization_warning(self.buffer.len(), self.buffer.capacity()) else {
+            return;
+        };
+        let now = self.started.elapsed().as_secs() + 1;
+        let last = self.last_utilization_warning.load(Ordering::Relaxed);
+        let due = last == 0 || now >= last + UTILIZATION_WARNING_EVERY_SECS;
+        if due
+            && self
+                .last_utilization_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            log::warn!("{line}");
         }
     }
 
@@ -313,5 +350,23 @@ fn rate(part: u64, whole: u64) -> f64 {
         100.0
     } else {
         round(part as f64 * 100.0 / whole as f64, 3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_from_80_percent_in_the_spec_s_words() {
+        assert_eq!(utilization_warning(79_999, 100_000), None);
+        assert_eq!(
+            utilization_warning(80_000, 100_000).as_deref(),
+            Some("Buffer utilization: 80.0% (80000/100000 items)")
+        );
+        assert_eq!(
+            utilization_warning(100_000, 100_000).as_deref(),
+            Some("Buffer utilization: 100.0% (100000/100000 items)")
+        );
     }
 }
