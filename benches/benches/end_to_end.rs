@@ -12,6 +12,19 @@ use ringbuf_core::RingBuffer;
 
 const VALUES: usize = 100_000;
 
+/// A writer with default settings draining `buffer` into a new SQLite file in `dir`.
+fn writer_into_sqlite(
+    dir: &std::path::Path,
+    buffer: &Arc<RingBuffer<tag_model::TagValue>>,
+) -> BatchWriter {
+    let backup = Arc::new(BackupWriter::new(dir.join("backup")).unwrap());
+    BatchWriter::builder(Arc::clone(buffer), backup)
+        .sink(SqliteSink::open(dir.join("e2e.db"), "TAG_VALUES").unwrap())
+        .config(WriterConfig::default())
+        .spawn()
+        .unwrap()
+}
+
 fn end_to_end(c: &mut Criterion) {
     let mut group = c.benchmark_group("end_to_end_100k_values_sqlite");
     group.throughput(Throughput::Elements(VALUES as u64));
@@ -26,12 +39,7 @@ fn end_to_end(c: &mut Criterion) {
                 let values = benches::values(round * 100, VALUES);
                 let dir = tempfile::tempdir().unwrap();
                 let buffer = Arc::new(RingBuffer::new(1_000_000).unwrap());
-                let backup = Arc::new(BackupWriter::new(dir.path().join("backup")).unwrap());
-                let writer = BatchWriter::builder(buffer.clone(), backup)
-                    .sink(SqliteSink::open(dir.path().join("e2e.db"), "TAG_VALUES").unwrap())
-                    .config(WriterConfig::default())
-                    .spawn()
-                    .unwrap();
+                let writer = writer_into_sqlite(dir.path(), &buffer);
                 let started = Instant::now();
                 for value in values {
                     let _ = buffer.push(value);
@@ -56,14 +64,8 @@ fn end_to_end(c: &mut Criterion) {
                 let dir = tempfile::tempdir().unwrap();
                 let buffer = Arc::new(RingBuffer::new(1_000_000).unwrap());
                 buffer.push_batch(values).unwrap();
-                let backup = Arc::new(BackupWriter::new(dir.path().join("backup")).unwrap());
-                let sink = SqliteSink::open(dir.path().join("e2e.db"), "TAG_VALUES").unwrap();
                 let started = Instant::now();
-                let writer = BatchWriter::builder(buffer.clone(), backup)
-                    .sink(sink)
-                    .config(WriterConfig::default())
-                    .spawn()
-                    .unwrap();
+                let writer = writer_into_sqlite(dir.path(), &buffer);
                 while writer.stats().written < VALUES as u64 {
                     std::thread::sleep(Duration::from_micros(200));
                 }

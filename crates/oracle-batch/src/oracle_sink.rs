@@ -10,10 +10,12 @@ use oracle::sql_type::OracleType;
 use oracle::{Connection, Connector, ErrorKind};
 use r2d2::{NopErrorHandler, Pool, PooledConnection};
 use r2d2_oracle::OracleConnectionManager;
-use tag_model::{Quality, TagValue};
+use tag_model::TagValue;
 
 use crate::secret::Secret;
-use crate::sink::{validate_table_name, FailureKind, RowRejection, Sink, SinkError, WriteReport};
+use crate::sink::{
+    stored_value, validate_table_name, FailureKind, RowRejection, Sink, SinkError, WriteReport,
+};
 
 /// Oracle's limit on rows in one array DML call with batch errors (a 16-bit error count).
 pub const MAX_ROWS_PER_EXECUTE: usize = 65_535;
@@ -380,13 +382,7 @@ impl OracleSink {
                 Option<f64>,
                 String,
             ) = row.get_as().map_err(|e| self.classify(&e))?;
-            let quality: Quality = quality
-                .parse()
-                .map_err(|e| SinkError::setup(format!("stored row: {e}")))?;
-            values.push(
-                TagValue::new(timestamp, plc, address, value, quality)
-                    .map_err(|e| SinkError::setup(format!("stored row: {e}")))?,
-            );
+            values.push(stored_value(timestamp, plc, address, value, &quality)?);
         }
         Ok(values)
     }
@@ -435,18 +431,14 @@ impl OracleSink {
             Err(error) if error.kind() == ErrorKind::NoDataFound => return Ok(None),
             Err(error) => return Err(self.classify(&error)),
         };
-        let quality: Quality = quality
-            .parse()
-            .map_err(|e| SinkError::setup(format!("stored row: {e}")))?;
-        TagValue::new(
+        stored_value(
             key.timestamp(),
             key.plc_code_arc().clone(),
             key.tag_address_arc().clone(),
             value,
-            quality,
+            &quality,
         )
         .map(Some)
-        .map_err(|e| SinkError::setup(format!("stored row: {e}")))
     }
 
     /// The server's version banner, e.g. `Oracle Database 19c Enterprise Edition ...`.

@@ -9,10 +9,12 @@ use postgres::error::SqlState;
 use postgres::{Client, NoTls};
 use r2d2::{NopErrorHandler, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
-use tag_model::{Quality, TagValue};
+use tag_model::TagValue;
 
 use crate::secret::Secret;
-use crate::sink::{validate_table_name, RowRejection, Sink, SinkCheck, SinkError, WriteReport};
+use crate::sink::{
+    stored_value, validate_table_name, RowRejection, Sink, SinkCheck, SinkError, WriteReport,
+};
 
 /// The DDL in `sql/postgres/create_tag_values.sql`, for table `TAG_VALUES`.
 pub const POSTGRES_DDL: &str = include_str!("../../../sql/postgres/create_tag_values.sql");
@@ -240,18 +242,13 @@ impl PostgresSink {
 }
 
 fn row_to_value(row: &postgres::Row) -> Result<TagValue, SinkError> {
-    let quality: Quality = row
-        .get::<_, String>(4)
-        .parse()
-        .map_err(|e| SinkError::setup(format!("stored row: {e}")))?;
-    TagValue::new(
+    stored_value(
         row.get::<_, NaiveDateTime>(0),
         row.get::<_, String>(1),
         row.get::<_, String>(2),
         row.get::<_, Option<f64>>(3),
-        quality,
+        row.get::<_, &str>(4),
     )
-    .map_err(|e| SinkError::setup(format!("stored row: {e}")))
 }
 
 /// A data error belongs to a row (bad value, check failed); anything else fails the batch.

@@ -40,6 +40,20 @@ pub trait SinkCheck: Sink {
     fn delete(&mut self, key: &TagValue) -> Result<bool, SinkError>;
 }
 
+/// Rebuilds a tag value from a row read back from a database. A row that breaks the model
+/// (edited by another program, say) is a set-up error that says what is wrong.
+pub(crate) fn stored_value(
+    timestamp: chrono::NaiveDateTime,
+    plc_code: impl Into<std::sync::Arc<str>>,
+    tag_address: impl Into<std::sync::Arc<str>>,
+    value: Option<f64>,
+    quality: &str,
+) -> Result<TagValue, SinkError> {
+    let invalid = |e: tag_model::TagValueError| SinkError::setup(format!("stored row: {e}"));
+    let quality = quality.parse().map_err(invalid)?;
+    TagValue::new(timestamp, plc_code, tag_address, value, quality).map_err(invalid)
+}
+
 impl<S: Sink + ?Sized> Sink for Box<S> {
     fn write_batch(&mut self, batch: &[TagValue]) -> Result<WriteReport, SinkError> {
         (**self).write_batch(batch)

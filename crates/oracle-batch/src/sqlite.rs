@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rusqlite::{ffi, params, Connection, ErrorCode, OptionalExtension};
-use tag_model::{Quality, TagValue};
+use tag_model::TagValue;
 
-use crate::sink::{validate_table_name, RowRejection, Sink, SinkError, WriteReport};
+use crate::sink::{stored_value, validate_table_name, RowRejection, Sink, SinkError, WriteReport};
 
 /// The DDL in `sql/sqlite/create_tag_values.sql`, for table `TAG_VALUES`.
 pub const SQLITE_DDL: &str = include_str!("../../../sql/sqlite/create_tag_values.sql");
@@ -127,12 +127,13 @@ impl SqliteSink {
         let mut values = Vec::new();
         for row in rows {
             let (micros, plc, address, value, quality) = row.map_err(|e| classify(&e))?;
-            let quality: Quality = quality
-                .parse()
-                .map_err(|e| SinkError::setup(format!("stored row: {e}")))?;
-            let value = TagValue::new(from_micros(micros), plc, address, value, quality)
-                .map_err(|e| SinkError::setup(format!("stored row: {e}")))?;
-            values.push(value);
+            values.push(stored_value(
+                from_micros(micros),
+                plc,
+                address,
+                value,
+                &quality,
+            )?);
         }
         Ok(values)
     }
@@ -176,17 +177,13 @@ impl SqliteSink {
             .optional()
             .map_err(|e| classify(&e))?;
         row.map(|(value, quality)| {
-            let quality: Quality = quality
-                .parse()
-                .map_err(|e| SinkError::setup(format!("stored row: {e}")))?;
-            TagValue::new(
+            stored_value(
                 key.timestamp(),
                 key.plc_code_arc().clone(),
                 key.tag_address_arc().clone(),
                 value,
-                quality,
+                &quality,
             )
-            .map_err(|e| SinkError::setup(format!("stored row: {e}")))
         })
         .transpose()
     }
@@ -329,6 +326,7 @@ fn is_generic_sql_error(error: &rusqlite::Error) -> bool {
 mod tests {
     use super::*;
     use crate::sink::FailureKind;
+    use tag_model::Quality;
 
     fn at(micros: i64) -> NaiveDateTime {
         from_micros(1_762_093_845_000_000 + micros)
