@@ -196,11 +196,13 @@ impl Config {
 
     /// Validates `vars` into a configuration.
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        // The writer's defaults are the spec's; they are written down only there.
+        let defaults = WriterConfig::default();
         let buffer_max_size = number(vars, &["BUFFER_MAX_SIZE"], 100_000, 1..=100_000_000)?;
         let batch_size_max = number(
             vars,
             &["BUFFER_BATCH_SIZE_MAX", "BUFFER_BATCH_SIZE"],
-            500,
+            defaults.batch_size_max,
             1..=1_000_000,
         )?;
         if batch_size_max > buffer_max_size {
@@ -213,7 +215,12 @@ impl Config {
                 format!("at most BUFFER_MAX_SIZE ({buffer_max_size})"),
             ));
         }
-        let batch_threshold = number(vars, &["BUFFER_BATCH_THRESHOLD"], 500, 1..=100_000_000)?;
+        let batch_threshold = number(
+            vars,
+            &["BUFFER_BATCH_THRESHOLD"],
+            defaults.batch_threshold,
+            1..=100_000_000,
+        )?;
         if batch_threshold > buffer_max_size {
             let value = vars.get(&["BUFFER_BATCH_THRESHOLD"]).map_or("", |v| v.1);
             return Err(invalid(
@@ -228,50 +235,53 @@ impl Config {
             write_interval: seconds(
                 vars,
                 &["BUFFER_WRITE_INTERVAL_SEC", "BUFFER_WRITE_INTERVAL"],
-                Duration::from_millis(500),
+                defaults.write_interval,
                 0.001,
                 3600.0,
             )?,
             retry_max: number(
                 vars,
                 &["ORACLE_RETRY_MAX"],
-                3,
+                defaults.retry_max,
                 0..=oracle_batch::MAX_RETRIES,
             )?,
             retry_base_delay: seconds(
                 vars,
                 &["ORACLE_RETRY_BASE_DELAY"],
-                Duration::from_secs(1),
+                defaults.retry_base_delay,
                 0.0,
                 600.0,
             )?,
             metrics_window: Duration::from_secs(number(
                 vars,
                 &["METRICS_WINDOW_SEC"],
-                300,
+                defaults.metrics_window.as_secs(),
                 1..=86_400,
             )?),
             offline_probe_min: seconds(
                 vars,
                 &["OFFLINE_PROBE_MIN_SEC"],
-                Duration::from_secs(1),
+                defaults.offline_probe_min,
                 0.01,
                 3600.0,
             )?,
             offline_probe_max: seconds(
                 vars,
                 &["OFFLINE_PROBE_MAX_SEC"],
-                Duration::from_secs(30),
+                defaults.offline_probe_max,
                 0.01,
                 86_400.0,
             )?,
-            auto_replay: boolean(vars, "BACKUP_AUTO_REPLAY", true)?,
+            auto_replay: boolean(vars, "BACKUP_AUTO_REPLAY", defaults.auto_replay)?,
         };
         if writer.offline_probe_max < writer.offline_probe_min {
-            let value = vars.get(&["OFFLINE_PROBE_MAX_SEC"]).map_or("30", |v| v.1);
+            let value = vars.get(&["OFFLINE_PROBE_MAX_SEC"]).map_or_else(
+                || defaults.offline_probe_max.as_secs_f64().to_string(),
+                |v| v.1.to_owned(),
+            );
             return Err(invalid(
                 "OFFLINE_PROBE_MAX_SEC",
-                value,
+                &value,
                 "at least OFFLINE_PROBE_MIN_SEC",
             ));
         }

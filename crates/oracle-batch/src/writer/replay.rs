@@ -1,0 +1,154 @@
+//! Replay of pending backup files by the writer: thread 0 opens the oldest file once the
+//! database is reachable and writes one chunk of it after each live batch, so the backlog and
+//! live data both keep moving. (Reading a file is `crate::replay`.)
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rolling_metrics::Outcome;
+
+use crate::sink::SinkError;
+
+use super::worker::{panic_message, Worker};
+
+impl Worker {
+    /// Whether this thread has backup rows to replay now; opens the next pending file when
+    /// one may be waiting.
+    pub(super) fn wants_replay(&mut self) -> bool {
+        let shared = Arc::clone(&self.shared);
+        let allowed = self.replayer
+            && shared.config.auto_replay
+            && shared.is_online()
+            && shared.deadline().is_none();
+        if !allowed {
+            return false;
+        }
+        if self.replay.is_none() && shared.replay_check.load(Ordering::SeqCst) {
+            self.open_next_replay();
+        }
+        self.replay.is_some()
+    }
+
+    /// Opens the oldest pending backup file for replay, or clears the replay check when there
+    /// is none.
+    fn open_next_replay(&mut self) {
+        let shared = Arc::clone(&self.shared);
+        let next = shared.backup.pending().map(|files| {
+            files
+                .into_iter()
+                .find(|file| !self.unreadable.contains(&file.path))
+        });
+        match next {
+            Ok(Some(file)) => match crate::replay::Replay::open(&file.path) {
+                Ok(replay) => {
+                    log::info!(
+                        "Replaying backup file {} ({} rows)",
+                        file.path.display(),
+                        replay.tally().rows
+                    );
+                    *shared
+                        .replaying
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(file.path.clone());
+                    self.replay = Some(replay);
+                }
+                Err(error) => {
+                    log::error!(
+                        "Cannot replay {}: {error}. It stays in the backup directory for an \
+                         operator to fix and replay with replay_backup",
+                        file.path.display()
+                    );
+                    self.unreadable.insert(file.path);
+                }
+            },
+            Ok(None) => shared.replay_check.store(false, Ordering::SeqCst),
+            Err(error) => {
+                log::error!("Cannot list the backup directory: {error}");
+                shared.replay_check.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Replays one chunk of the file being replayed; moves the file to `replayed/` when all
+    /// its rows are stored. A database error pauses the replay (the writer goes offline); the
+    /// file stays pending and is replayed again later, which is safe.
+    pub(super) fn replay_step(&mut self) {
+        let shared = Arc::clone(&self.shared);
+        let Some(replay) = self.replay.as_mut() else {
+            return;
+        };
+        let chunk = replay.next_chunk(shared.config.batch_size_max).to_vec();
+        let started = shared.now();
+        let sink = &mut self.sink;
+        let result =
+            catch_unwind(AssertUnwindSafe(|| sink.write_batch(&chunk))).unwrap_or_else(|panic| {
+                Err(SinkError::transient(format!(
+                    "the sink panicked: {}",
+                    panic_message(panic.as_ref())
+                )))
+            });
+        let latency = shared.now().saturating_sub(started);
+        match result {
+            Ok(report) => {
+                shared
+                    .metrics
+                    .record(chunk.len(), latency, Outcome::Success);
+                let rejected = crate::replay::rejected_rows(&chunk, &report);
+                if !rejected.is_empty() {
+                    if let Err(error) = shared
+                        .backup
+                        .write_rejected(&rejected, shared.clock.utc().naive_utc())
+                    {
+                        log::error!("Replay paused: cannot save rejected rows: {error}");
+                        return;
+                    }
+                }
+                replay.advance(chunk.len(), &report);
+                if replay.is_done() {
+                    let tally = replay.tally();
+                    let path = replay.path().to_owned();
+                    self.replay = None;
+                    *shared
+                        .replaying
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                    match shared.backup.mark_replayed(&path) {
+                        Ok(moved) => {
+                            shared
+                                .counters
+                                .replayed_files
+                                .fetch_add(1, Ordering::SeqCst);
+                            shared
+                                .counters
+                                .replayed_rows
+                                .fetch_add(tally.rows as u64, Ordering::SeqCst);
+                            log::info!(
+                                "Replayed {}: {} rows ({} written, {} already stored, {} \
+                                 rejected); moved to {}",
+                                path.display(),
+                                tally.rows,
+                                tally.written,
+                                tally.duplicates,
+                                tally.rejected,
+                                moved.display()
+                            );
+                        }
+                        Err(error) => {
+                            log::error!("Replayed {} but cannot move it: {error}", path.display());
+                            self.unreadable.insert(path);
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                shared
+                    .metrics
+                    .record(chunk.len(), latency, Outcome::Failure);
+                log::warn!("Replay of {} paused: {error}", replay.path().display());
+                shared.go_offline(&error);
+            }
+        }
+    }
+}

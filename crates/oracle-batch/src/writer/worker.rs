@@ -1,0 +1,230 @@
+//! One writer thread's loop: wait for a batch (threshold or interval), drain it, write it,
+//! and settle every row: written, already stored, rejected, backed up or held.
+
+use std::collections::HashSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use csv_backup::RejectedRow;
+use ringbuf_core::Wait;
+use tag_model::TagValue;
+
+use crate::sink::{Sink, SinkError, WriteReport};
+
+use super::accounting::Counters;
+use super::offline::last_resort_save;
+use super::retry::HeldBackoff;
+use super::Shared;
+
+/// One writer thread with its sink.
+pub(super) struct Worker {
+    pub(super) shared: Arc<Shared>,
+    pub(super) sink: Box<dyn Sink>,
+    /// A batch that neither the database nor the backup took; tried again before new data.
+    pub(super) held: Vec<TagValue>,
+    /// Rejected rows whose rejected file could not be written.
+    pub(super) held_rejected: Vec<RejectedRow>,
+    /// The last batch failed: log the next success at info, as the quickstart shows.
+    pub(super) recovering: bool,
+    /// This thread replays backup files (one thread does, so files replay in order).
+    pub(super) replayer: bool,
+    /// The file being replayed.
+    pub(super) replay: Option<crate::replay::Replay>,
+    /// Backup files that cannot be read: left for an operator, not retried in a loop.
+    pub(super) unreadable: HashSet<PathBuf>,
+}
+
+impl Worker {
+    pub(super) fn new(shared: Arc<Shared>, sink: Box<dyn Sink>, replayer: bool) -> Self {
+        Worker {
+            shared,
+            sink,
+            held: Vec::new(),
+            held_rejected: Vec::new(),
+            recovering: false,
+            replayer,
+            replay: None,
+            unreadable: HashSet::new(),
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        let shared = Arc::clone(&self.shared);
+        let config = &shared.config;
+        let mut batch = Vec::with_capacity(config.batch_size_max);
+        let mut held_backoff = HeldBackoff::new(config);
+        loop {
+            self.retry_held_rejected();
+            if !self.held.is_empty() {
+                self.settle_held(&mut held_backoff);
+                continue;
+            }
+            if !shared.is_online() {
+                self.maybe_probe();
+            }
+            let replaying = self.wants_replay();
+            // While replaying, look at the buffer without waiting: live data first, then one
+            // chunk of the backlog, so both keep moving.
+            let wait_time = if replaying {
+                Duration::ZERO
+            } else {
+                config.write_interval
+            };
+            let wait = shared.buffer.wait_for(config.batch_threshold, wait_time);
+            batch.clear();
+            let drained = shared.buffer.drain_into(&mut batch, config.batch_size_max);
+            if drained > 0 {
+                Counters::add(&shared.counters.in_flight, drained);
+                if shared.past_deadline() || !shared.is_online() {
+                    self.save_to_backup(&mut batch);
+                } else {
+                    self.write_with_retries(&mut batch);
+                }
+            }
+            if replaying {
+                self.replay_step();
+            }
+            if wait != Wait::Ready && shared.buffer.is_closed() && shared.buffer.is_empty() {
+                break;
+            }
+        }
+        self.retry_held_rejected();
+        if !self.held_rejected.is_empty() {
+            let rows: Vec<RejectedRow> = std::mem::take(&mut self.held_rejected);
+            let values: Vec<TagValue> = rows.into_iter().map(|row| row.value).collect();
+            last_resort_save(&shared, &values);
+        }
+    }
+
+    /// One call to the sink; a panicking sink counts as a failed write, not a lost batch.
+    pub(super) fn write_once(&mut self, batch: &[TagValue]) -> Result<WriteReport, SinkError> {
+        let sink = &mut self.sink;
+        match catch_unwind(AssertUnwindSafe(|| sink.write_batch(batch))) {
+            Ok(Ok(report)) if report.accounts_for(batch.len()) => Ok(report),
+            Ok(Ok(report)) => Err(SinkError::setup(format!(
+                "the sink reported {} written, {} duplicates and {} rejected for a batch of {}: \
+                 a bug in the sink",
+                report.written,
+                report.duplicates,
+                report.rejected.len(),
+                batch.len()
+            ))),
+            Ok(Err(error)) => Err(error),
+            Err(panic) => Err(SinkError::transient(format!(
+                "the sink panicked: {}",
+                panic_message(panic.as_ref())
+            ))),
+        }
+    }
+
+    pub(super) fn settle_report(
+        &mut self,
+        batch: &[TagValue],
+        report: WriteReport,
+        latency: Duration,
+    ) {
+        let shared = &self.shared;
+        let counters = &shared.counters;
+        counters.settle(&counters.written, report.written);
+        counters.settle(&counters.duplicates, report.duplicates);
+        if shared.deadline().is_some() {
+            shared
+                .final_rows
+                .fetch_add(report.written as u64, Ordering::SeqCst);
+        }
+        let level = if self.recovering {
+            log::Level::Info
+        } else {
+            log::Level::Debug
+        };
+        log::log!(
+            level,
+            "Batch written successfully: {} rows, {} errors",
+            report.written + report.duplicates,
+            report.rejected.len()
+        );
+        log::log!(
+            level,
+            "Write completed in {:.1} ms",
+            latency.as_secs_f64() * 1000.0
+        );
+        if report.duplicates > 0 {
+            log::debug!(
+                "{} rows were already stored (duplicates)",
+                report.duplicates
+            );
+        }
+        if !report.rejected.is_empty() {
+            let rows: Vec<RejectedRow> = report
+                .rejected
+                .into_iter()
+                .filter_map(|rejection| {
+                    batch.get(rejection.index).map(|value| RejectedRow {
+                        value: value.clone(),
+                        error: rejection.reason,
+                    })
+                })
+                .collect();
+            self.save_rejected(rows);
+        }
+    }
+
+    pub(super) fn save_rejected(&mut self, rows: Vec<RejectedRow>) {
+        let shared = &self.shared;
+        match shared
+            .backup
+            .write_rejected(&rows, shared.clock.utc().naive_utc())
+        {
+            Ok(path) => {
+                shared
+                    .counters
+                    .settle(&shared.counters.rejected, rows.len());
+                log::warn!(
+                    "{} rows rejected by the database, saved to {}; first reason: {}",
+                    rows.len(),
+                    path.display(),
+                    rows[0].error
+                );
+            }
+            Err(error) => {
+                Counters::add(&shared.counters.backup_failures, 1);
+                log::error!(
+                    "Cannot save {} rejected rows, keeping them in memory and retrying: {error}",
+                    rows.len()
+                );
+                self.held_rejected.extend(rows);
+            }
+        }
+    }
+
+    pub(super) fn retry_held_rejected(&mut self) {
+        if !self.held_rejected.is_empty() {
+            let rows = std::mem::take(&mut self.held_rejected);
+            self.save_rejected(rows);
+        }
+    }
+}
+
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_extracted() {
+        let panic = catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+        assert_eq!(panic_message(panic.as_ref()), "boom 1");
+        let panic = catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(panic_message(panic.as_ref()), "unknown panic");
+    }
+}
