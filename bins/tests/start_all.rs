@@ -210,3 +210,52 @@ fn test_high_throughput_meets_the_targets_on_a_short_run() {
     assert!(output.contains("All targets met."), "{output}");
     assert_eq!(count_rows(&dir.path().join("data/tag_values.db"), ""), 4000);
 }
+
+/// A PLC that takes ten minutes to answer a read (issue 11, item 4): SIGTERM still ends the
+/// service within the 5 s the README promises, with exit 0, and every value the healthy
+/// group had buffered is in SQLite.
+#[test]
+fn a_hung_plc_read_does_not_block_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("polling.toml"),
+        "[[plc]]\nplc_code = \"PLC01\"\ndriver = \"simulated\"\n\
+         [[plc]]\nplc_code = \"HUNG\"\ndriver = \"simulated\"\nlatency_ms = 600000\n\
+         [[group]]\nname = \"HEALTHY\"\nmode = \"FIXED\"\ninterval_ms = 100\nplc_code = \"PLC01\"\n\
+         tags = [\"D100\", \"D101\"]\n\
+         [[group]]\nname = \"STUCK\"\nmode = \"FIXED\"\ninterval_ms = 1000\nplc_code = \"HUNG\"\n\
+         tags = [\"D1\"]\n",
+    )
+    .unwrap();
+    let mut command = command("start_all", dir.path(), &[]);
+    command.args(["--config", "polling.toml"]);
+    let mut service = Running::spawn(command);
+    let base = service.base_url();
+    eventually("a few polls of the healthy group", || {
+        get_json(&format!("{base}/api/polling/status"))["groups"][0]["polls"]
+            .as_u64()
+            .is_some_and(|polls| polls >= 3)
+    });
+    service.signal(libc::SIGTERM);
+    let (exit, took) = service.wait_exit(Duration::from_secs(20));
+    let log = service.output();
+    assert!(exit.success(), "{log}");
+    assert!(
+        took < Duration::from_secs(5),
+        "shutdown took {took:?}:\n{log}"
+    );
+    assert!(
+        log.contains("Abandoned 1 polling group(s) stuck in a PLC read: STUCK"),
+        "{log}"
+    );
+    let accepted: i64 = log
+        .lines()
+        .find_map(|l| l.split("Values accepted: ").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no accounting line:\n{log}"));
+    assert!(accepted >= 6, "{log}");
+    let db = dir.path().join("data/tag_values.db");
+    assert_eq!(count_rows(&db, ""), accepted, "{log}");
+    assert_eq!(count_rows(&db, "WHERE plc_code = 'HUNG'"), 0);
+}

@@ -212,8 +212,17 @@ impl Service {
         self.state.begin_shutdown();
         if let Some(engine) = &self.engine {
             log::info!("Stopping polling engine...");
-            let stopped = engine.stop();
-            log::info!("Stopped {stopped} polling groups");
+            // Never waits on a PLC: a group stuck in a driver call is abandoned at the deadline
+            // so the buffer is still flushed within the 5 s shutdown budget.
+            let outcome = engine.stop_within(polling_engine::STOP_GRACE);
+            log::info!("Stopped {} polling groups", outcome.stopped);
+            if !outcome.abandoned.is_empty() {
+                log::warn!(
+                    "Abandoned {} polling group(s) stuck in a PLC read: {}",
+                    outcome.abandoned.len(),
+                    outcome.abandoned.join(", ")
+                );
+            }
         }
         log::info!("Stopping {kind} writer...");
         let report = self.writer.shutdown(FLUSH_GRACE);

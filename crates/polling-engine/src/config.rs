@@ -238,10 +238,25 @@ impl PollingConfig {
     }
 }
 
+/// The options of `driver = "simulated"`, in the order the README lists them.
+const SIMULATED_OPTIONS: &[&str] = &[
+    "latency_ms",
+    "fail_every",
+    "offline_after_ms",
+    "offline_for_ms",
+];
+
 fn simulated_options(options: &toml::Table) -> Result<SimulatedOptions, String> {
     let mut result = SimulatedOptions::default();
     let mut offline_after = None;
     for (key, value) in options {
+        // The name first: a misspelt option is reported as unknown, whatever its value.
+        if !SIMULATED_OPTIONS.contains(&key.as_str()) {
+            return Err(format!(
+                "{key}: unknown option of the simulated driver (known: plc_code, driver, {})",
+                SIMULATED_OPTIONS.join(", ")
+            ));
+        }
         let number = value
             .as_integer()
             .and_then(|n| u64::try_from(n).ok())
@@ -250,13 +265,7 @@ fn simulated_options(options: &toml::Table) -> Result<SimulatedOptions, String> 
             "latency_ms" => result.latency = Duration::from_millis(number),
             "fail_every" => result.fail_every = number,
             "offline_after_ms" => offline_after = Some(Duration::from_millis(number)),
-            "offline_for_ms" => result.offline_for = Duration::from_millis(number),
-            other => {
-                return Err(format!(
-                    "{other}: unknown option of the simulated driver (known: latency_ms, \
-                     fail_every, offline_after_ms, offline_for_ms)"
-                ))
-            }
+            _ => result.offline_for = Duration::from_millis(number),
         }
     }
     result.offline_after = offline_after;

@@ -1,7 +1,7 @@
 //! The engine: one thread per polling group.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -117,8 +117,27 @@ struct GroupState {
 struct Shared {
     groups: Vec<Group>,
     stopping: AtomicBool,
+    /// Set when `stop` returns: a read that outlived the stop (an abandoned thread) must not
+    /// hand values to a consumer that has moved on. Consumers hold the read side.
+    closed: RwLock<bool>,
+    /// Group threads still running, and a wake-up for `stop` when one ends.
+    live: Mutex<usize>,
+    ended: Condvar,
     consumer: Arc<dyn Consumer>,
     options: EngineOptions,
+}
+
+/// How long [`PollingEngine::stop`] waits for group threads before abandoning them.
+pub const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// What [`PollingEngine::stop_within`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StopOutcome {
+    /// Groups whose threads ended in time.
+    pub stopped: usize,
+    /// Groups whose threads were still inside a driver call at the deadline: they are left
+    /// to end on their own (detached), and whatever they read afterwards is discarded.
+    pub abandoned: Vec<String>,
 }
 
 impl Group {
@@ -215,7 +234,7 @@ fn status_of(group: &Group) -> GroupStatus {
 pub struct PollingEngine {
     shared: Arc<Shared>,
     drivers: Mutex<Vec<Option<Box<dyn PlcDriver>>>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    threads: Mutex<Vec<(usize, JoinHandle<()>)>>,
 }
 
 impl PollingEngine {
@@ -246,6 +265,9 @@ impl PollingEngine {
             shared: Arc::new(Shared {
                 groups,
                 stopping: AtomicBool::new(false),
+                closed: RwLock::new(false),
+                live: Mutex::new(0),
+                ended: Condvar::new(),
                 consumer,
                 options,
             }),
@@ -280,10 +302,20 @@ impl PollingEngine {
                 }
             }
             let name = format!("poll-{}", group.config.name);
-            let handle = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || run_group(&shared, index, driver))?;
-            threads.push(handle);
+            *self.shared.lock_live() += 1;
+            let spawned = std::thread::Builder::new().name(name).spawn(move || {
+                run_group(&shared, index, driver);
+                *shared.lock_live() -= 1;
+                shared.ended.notify_all();
+            });
+            match spawned {
+                Ok(handle) => threads.push((index, handle)),
+                Err(error) => {
+                    *self.shared.lock_live() -= 1;
+                    self.shared.groups[index].lock().running = false;
+                    return Err(error);
+                }
+            }
         }
         Ok(())
     }
@@ -295,9 +327,18 @@ impl PollingEngine {
         }
     }
 
-    /// Stops every group (within a second unless a driver call blocks longer) and returns how
-    /// many were running.
+    /// Stops every group within [`STOP_GRACE`] and returns how many were running (see
+    /// [`stop_within`](Self::stop_within)).
     pub fn stop(&self) -> usize {
+        let outcome = self.stop_within(STOP_GRACE);
+        outcome.stopped + outcome.abandoned.len()
+    }
+
+    /// Stops every group, waiting at most `grace` for their threads. A thread still inside a
+    /// driver call at the deadline (a PLC that never answers) is abandoned: shutdown never
+    /// waits on a PLC. Logs a warning per abandoned group.
+    pub fn stop_within(&self, grace: Duration) -> StopOutcome {
+        let deadline = Instant::now() + grace;
         self.shared.stopping.store(true, Ordering::SeqCst);
         for group in &self.shared.groups {
             let _state = group.lock();
@@ -305,13 +346,51 @@ impl PollingEngine {
         }
         let threads =
             std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
-        let count = threads.len();
-        for thread in threads {
-            if thread.join().is_err() {
-                log::error!("A polling thread panicked");
+        {
+            let mut live = self.shared.lock_live();
+            while *live > 0 {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                live = self
+                    .shared
+                    .ended
+                    .wait_timeout(live, deadline - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
             }
         }
-        count
+        *self
+            .shared
+            .closed
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = true;
+        let mut outcome = StopOutcome::default();
+        for (index, thread) in threads {
+            if thread.is_finished() {
+                if thread.join().is_err() {
+                    log::error!("A polling thread panicked");
+                }
+                outcome.stopped += 1;
+            } else {
+                let name = self.shared.groups[index].config.name.clone();
+                log::warn!(
+                    "Polling group {name} is still waiting for its PLC after {:.1} s; its \
+                     thread is abandoned and whatever it reads is discarded",
+                    grace.as_secs_f64()
+                );
+                outcome.abandoned.push(name);
+                // Dropping the handle detaches the thread.
+            }
+        }
+        outcome
+    }
+}
+
+impl Shared {
+    fn lock_live(&self) -> MutexGuard<'_, usize> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -486,7 +565,22 @@ impl Poller<'_> {
                 Err(error) => log::error!("{}: {error}", config.name),
             }
         }
-        self.shared.consumer.consume(values);
+        {
+            let closed = self
+                .shared
+                .closed
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if *closed {
+                log::warn!(
+                    "{}: {} values read after the engine stopped are discarded",
+                    config.name,
+                    values.len()
+                );
+                return;
+            }
+            self.shared.consumer.consume(values);
+        }
         let mut state = self.group.lock();
         state.polls += 1;
         state.connected = self.connected;

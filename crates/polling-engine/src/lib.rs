@@ -11,6 +11,7 @@ pub use config::{
 };
 pub use driver::{DriverError, PlcDriver, ReadResult};
 pub use engine::{
-    Consumer, DriverFactory, EngineHandle, EngineOptions, GroupStatus, PollingEngine, TriggerError,
+    Consumer, DriverFactory, EngineHandle, EngineOptions, GroupStatus, PollingEngine, StopOutcome,
+    TriggerError, STOP_GRACE,
 };
 pub use simulated::{SimulatedOptions, SimulatedPlc, Waveform};

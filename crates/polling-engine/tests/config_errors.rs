@@ -67,6 +67,12 @@ fn each_mistake_names_file_group_and_field() {
             "plant/polling.toml: plc[0] \"PLC01\": latency: unknown option of the simulated driver",
         ),
         (
+            // Not a number, and not a known name either: the name is what is wrong.
+            format!("{PLC}host = \"10.0.0.5\"\n"),
+            "plant/polling.toml: plc[0] \"PLC01\": host: unknown option of the simulated driver \
+             (known: plc_code, driver, latency_ms, fail_every, offline_after_ms, offline_for_ms)",
+        ),
+        (
             format!("{PLC}latency_ms = -5\n"),
             "plant/polling.toml: plc[0] \"PLC01\": latency_ms: must be a whole number",
         ),

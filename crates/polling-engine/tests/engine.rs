@@ -232,3 +232,31 @@ fn stop_ends_every_group_within_a_second() {
     );
     assert!(engine.handle().status().iter().all(|g| !g.running));
 }
+
+/// A PLC that takes ten minutes to answer must not hold up `stop`: its group is abandoned at
+/// the deadline, the other group stops normally, and nothing the stuck read returns later
+/// reaches the consumer.
+#[test]
+fn stop_abandons_a_group_stuck_in_a_read() {
+    let config = PollingConfig::from_toml(
+        "[[plc]]\nplc_code = \"FAST\"\ndriver = \"simulated\"\n\
+         [[plc]]\nplc_code = \"HUNG\"\ndriver = \"simulated\"\nlatency_ms = 600000\n\
+         [[group]]\nname = \"OK\"\nmode = \"FIXED\"\ninterval_ms = 20\nplc_code = \"FAST\"\ntags = [\"D1\"]\n\
+         [[group]]\nname = \"STUCK\"\nmode = \"FIXED\"\ninterval_ms = 20\nplc_code = \"HUNG\"\ntags = [\"D2\"]\n",
+        "test",
+    )
+    .unwrap();
+    let polls: Polls = Arc::new(Mutex::new(Vec::new()));
+    let sink = polls.clone();
+    let engine = PollingEngine::new(&config, Arc::new(move |v| sink.lock().unwrap().push(v)));
+    engine.start().unwrap();
+    wait_for_polls(&polls, 3);
+    let started = Instant::now();
+    let outcome = engine.stop_within(Duration::from_millis(300));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "stop took {took:?}");
+    assert_eq!(outcome.stopped, 1);
+    assert_eq!(outcome.abandoned, ["STUCK"]);
+    let polls = polls.lock().unwrap();
+    assert!(polls.iter().all(|p| p[0].plc_code() == "FAST"));
+}
