@@ -235,6 +235,15 @@ impl Sink for SqliteSink {
             .prepare_cached(&sql)
             .and_then(|mut statement| statement.exists([]))
             .map(drop)
+            .map_err(|e| classify(&e))?;
+        // In WAL mode a read succeeds while another program holds the write lock, so a
+        // read-only probe would bring the writer back online only to fail the next batch
+        // through all its retries: take the write lock for a moment instead.
+        self.connection
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| classify(&e))?;
+        self.connection
+            .execute_batch("ROLLBACK")
             .map_err(|e| classify(&e))
     }
 
@@ -400,6 +409,25 @@ mod tests {
         let error = sink.write_batch(&batch).unwrap_err();
         assert_eq!(error.kind(), FailureKind::Transient, "{error}");
         other.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(sink.write_batch(&batch).unwrap().written, 1);
+    }
+
+    #[test]
+    fn the_probe_fails_while_another_program_holds_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = open(&dir);
+        sink.connection
+            .busy_timeout(std::time::Duration::from_millis(10))
+            .unwrap();
+        let other = Connection::open(dir.path().join("t.db")).unwrap();
+        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let error = sink.probe().unwrap_err();
+        assert_eq!(error.kind(), FailureKind::Transient, "{error}");
+        assert!(error.message().contains("locked"), "{error}");
+        other.execute_batch("ROLLBACK").unwrap();
+        sink.probe().unwrap();
+        // The probe leaves no transaction open behind it.
+        let batch = [TagValue::new(at(0), "P", "A", None, Quality::Good).unwrap()];
         assert_eq!(sink.write_batch(&batch).unwrap().written, 1);
     }
 
