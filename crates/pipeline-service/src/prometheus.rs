@@ -1,5 +1,8 @@
-//! `GET /metrics`: the same figures in Prometheus text format, all named
-//! `buffer_oracle_writer_*`.
+//! `GET /metrics`: the same figures in Prometheus text format (OpenMetrics), all named
+//! `buffer_oracle_writer_*`. Counters end in `_total`, figures with a unit end in it
+//! (`_seconds`, `_bytes`, `_ratio`); every family has a HELP line. The alert rules and the
+//! Grafana dashboard in `deploy/` read these names: rename one and they break (their tests
+//! say which).
 
 use std::sync::Arc;
 
@@ -9,14 +12,18 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use rolling_metrics::{LATENCY_BUCKETS, LATENCY_BUCKET_BOUNDS_US};
 
 use crate::state::ServiceState;
 
 /// The common prefix of every metric.
 pub const PREFIX: &str = "buffer_oracle_writer";
 
-/// Reads one figure of a polling group's status.
-type GroupFigure = fn(&polling_engine::GroupStatus) -> u64;
+/// The states `health_status` reports, one series each, 1 for the current one.
+const HEALTH_STATES: [&str; 3] = ["healthy", "degraded", "unhealthy"];
+
+/// Reads one figure of a polling group's status; `None` leaves the group out of the family.
+type GroupFigure = fn(&polling_engine::GroupStatus) -> Option<f64>;
 
 #[derive(Debug)]
 struct StateCollector(Arc<ServiceState>);
@@ -49,13 +56,87 @@ fn gauge(
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
+fn flag(value: bool) -> f64 {
+    if value {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// One family of a value per polling group (left out when no group has the figure).
+fn per_group(
+    encoder: &mut DescriptorEncoder,
+    groups: &[polling_engine::GroupStatus],
+    (name, help, metric_type, figure): (&str, &str, MetricType, GroupFigure),
+) -> Result<(), std::fmt::Error> {
+    let values: Vec<(&str, f64)> = groups
+        .iter()
+        .filter_map(|g| figure(g).map(|value| (g.name.as_str(), value)))
+        .collect();
+    if values.is_empty() {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(name, help, None, metric_type.clone())?;
+    for (group, value) in values {
+        let labels = [("group", group)];
+        let metric = family.encode_family(&labels)?;
+        match metric_type {
+            // Counts of polls: whole numbers, kept exact.
+            MetricType::Counter => ConstCounter::new(value as u64).encode(metric)?,
+            _ => ConstGauge::new(value).encode(metric)?,
+        }
+    }
+    Ok(())
+}
+
+/// Seconds since a poll that started at `time` (ISO 8601, UTC), on this machine's clock, so
+/// that a Prometheus server whose clock differs from the plant PC's still judges it right.
+fn age_seconds(time: &str) -> Option<f64> {
+    let started = tag_model::parse_timestamp(time).ok()?;
+    let age = chrono::Utc::now().naive_utc() - started;
+    Some((age.num_microseconds()? as f64 / 1e6).max(0.0))
+}
+
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let state = &self.0;
         let accounting = state.accounting();
         let snapshot = state.writer.metrics().snapshot();
+        let mode = state.writer.mode();
         let backup = state.backup.stats().unwrap_or_default();
+        let (_, health) = state.health();
         let e = &mut encoder;
+
+        let info = [
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("sink", state.sink_kind),
+        ];
+        ConstGauge::new(1.0).encode(
+            e.encode_descriptor(
+                "build_info",
+                "Always 1; the version and the sink (Oracle, SQLite, PostgreSQL) as labels",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_family(&info)?,
+        )?;
+        {
+            let mut family = e.encode_descriptor(
+                "health_status",
+                "1 for the current state of GET /api/buffer/health (healthy, degraded, \
+                 unhealthy), 0 for the others",
+                None,
+                MetricType::Gauge,
+            )?;
+            for status in HEALTH_STATES {
+                let labels = [("status", status)];
+                ConstGauge::new(flag(health["status"] == status))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+
+        // The buffer.
         gauge(
             e,
             "buffer_size",
@@ -65,7 +146,7 @@ impl Collector for StateCollector {
         gauge(
             e,
             "buffer_capacity",
-            "Ring buffer capacity",
+            "Ring buffer capacity (BUFFER_MAX_SIZE)",
             state.buffer.capacity() as f64,
         )?;
         gauge(
@@ -89,9 +170,11 @@ impl Collector for StateCollector {
         counter(
             e,
             "buffer_overflow",
-            "Oldest values displaced from the full buffer",
+            "Oldest values displaced from the full buffer (lost)",
             accounting.overflow,
         )?;
+
+        // Where the values went (the accounting).
         counter(
             e,
             "rows_written",
@@ -128,6 +211,8 @@ impl Collector for StateCollector {
             "Rows lost at shutdown: no database and no disk took them",
             accounting.unsaved,
         )?;
+
+        // The writer: attempts since start.
         counter(
             e,
             "writes",
@@ -137,8 +222,14 @@ impl Collector for StateCollector {
         counter(
             e,
             "write_failures",
-            "Failed batch write attempts",
+            "Failed batch write attempts (each is retried, or its batch backed up)",
             snapshot.lifetime.failures,
+        )?;
+        counter(
+            e,
+            "write_attempt_rows",
+            "Rows in all batch write attempts, failed ones included",
+            snapshot.lifetime.items,
         )?;
         counter(
             e,
@@ -146,17 +237,71 @@ impl Collector for StateCollector {
             "Backup or rejected files that could not be written",
             state.writer.stats().backup_failures,
         )?;
+        {
+            let histogram = snapshot.lifetime_latency;
+            let buckets: Vec<(f64, u64)> = LATENCY_BUCKET_BOUNDS_US
+                .iter()
+                .map(|&us| us as f64 / 1e6)
+                .chain([f64::INFINITY])
+                .zip(histogram.counts)
+                .collect();
+            debug_assert_eq!(buckets.len(), LATENCY_BUCKETS);
+            e.encode_descriptor(
+                "write_latency_seconds",
+                "Batch write attempt latency since start, failed attempts included",
+                None,
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                histogram.sum_us as f64 / 1e6,
+                histogram.count(),
+                &buckets,
+                None,
+            )?;
+        }
+
+        // The writer: the rolling window (what /api/buffer/writer/metrics shows).
         gauge(
             e,
-            "write_latency_avg_seconds",
-            "Mean batch write latency over the window",
-            snapshot.avg_latency_ms / 1000.0,
+            "metrics_window_seconds",
+            "The rolling window of the *_avg, *_p50/p95/p99/max, throughput and success \
+             ratio gauges (METRICS_WINDOW_SEC)",
+            snapshot.window.as_secs_f64(),
         )?;
+        for (name, help, ms) in [
+            (
+                "write_latency_avg_seconds",
+                "Mean batch write latency over the window",
+                snapshot.avg_latency_ms,
+            ),
+            (
+                "write_latency_p50_seconds",
+                "Median batch write latency over the window",
+                snapshot.p50_latency_ms,
+            ),
+            (
+                "write_latency_p95_seconds",
+                "95th percentile batch write latency over the window",
+                snapshot.p95_latency_ms,
+            ),
+            (
+                "write_latency_p99_seconds",
+                "99th percentile batch write latency over the window",
+                snapshot.p99_latency_ms,
+            ),
+            (
+                "write_latency_max_seconds",
+                "Longest batch write latency over the window",
+                snapshot.max_latency_ms,
+            ),
+        ] {
+            gauge(e, name, help, ms / 1000.0)?;
+        }
         gauge(
             e,
-            "write_latency_p99_seconds",
-            "99th percentile batch write latency over the window",
-            snapshot.p99_latency_ms / 1000.0,
+            "write_batch_rows_avg",
+            "Mean rows per batch write attempt over the window",
+            snapshot.avg_batch_size,
         )?;
         gauge(
             e,
@@ -169,6 +314,45 @@ impl Collector for StateCollector {
             "write_success_ratio",
             "Successful write attempts over the window, 0 to 1",
             snapshot.success_rate_pct / 100.0,
+        )?;
+
+        // Store and forward.
+        gauge(
+            e,
+            "database_online",
+            "1 while the writer writes to the database, 0 while it is offline (values go \
+             to CSV backup and the database is probed)",
+            flag(mode.online),
+        )?;
+        counter(
+            e,
+            "offline_probes",
+            "Probes of the database made while offline",
+            mode.probes,
+        )?;
+        gauge(
+            e,
+            "backup_replaying",
+            "1 while a backup file is being replayed into the database",
+            flag(mode.replaying.is_some()),
+        )?;
+        counter(
+            e,
+            "backup_replayed_files",
+            "Backup files fully replayed into the database (moved to replayed/)",
+            mode.replayed_files,
+        )?;
+        counter(
+            e,
+            "backup_replayed_rows",
+            "Rows of the fully replayed backup files",
+            mode.replayed_rows,
+        )?;
+        gauge(
+            e,
+            "backup_pending_rows",
+            "Rows waiting in backup files to be loaded into the database",
+            state.backup.pending_rows() as f64,
         )?;
         gauge(
             e,
@@ -188,29 +372,84 @@ impl Collector for StateCollector {
             "Rejected-row files",
             backup.rejected_files as f64,
         )?;
+
+        // Polling groups (start_all): one series per group, labelled `group`.
         let groups = state.engine.get().map(|e| e.status()).unwrap_or_default();
-        let per_group: [(&str, &str, GroupFigure); 3] = [
-            ("polling_polls", "Polls done, per group", |g| g.polls),
+        if !groups.is_empty() {
+            let mut family = e.encode_descriptor(
+                "polling_group_info",
+                "Always 1; the group's mode (FIXED, HANDSHAKE) and PLC as labels",
+                None,
+                MetricType::Gauge,
+            )?;
+            for group in &groups {
+                let labels = [
+                    ("group", group.name.as_str()),
+                    ("mode", group.mode),
+                    ("plc", group.plc_code.as_str()),
+                ];
+                ConstGauge::new(1.0).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let figures: [(&str, &str, MetricType, GroupFigure); 9] = [
+            (
+                "polling_polls",
+                "Polls done, per group",
+                MetricType::Counter,
+                |g| Some(g.polls as f64),
+            ),
             (
                 "polling_errors",
-                "Polls with a failed read, per group",
-                |g| g.errors,
+                "Polls with a failed read (values stored as BAD), per group",
+                MetricType::Counter,
+                |g| Some(g.errors as f64),
             ),
             (
                 "polling_overruns",
                 "Missed deadlines of FIXED groups, per group",
-                |g| g.overruns,
+                MetricType::Counter,
+                |g| Some(g.overruns as f64),
+            ),
+            (
+                "polling_group_running",
+                "1 while the group's thread runs",
+                MetricType::Gauge,
+                |g| Some(flag(g.running)),
+            ),
+            (
+                "polling_group_connected",
+                "1 while the group's PLC driver is connected",
+                MetricType::Gauge,
+                |g| Some(flag(g.connected)),
+            ),
+            (
+                "polling_interval_seconds",
+                "Poll interval of a FIXED group",
+                MetricType::Gauge,
+                |g| g.interval_ms.map(|ms| ms as f64 / 1000.0),
+            ),
+            (
+                "polling_last_poll_age_seconds",
+                "Seconds since the group's last poll started (on the service's clock); \
+                 absent before the first poll",
+                MetricType::Gauge,
+                |g| g.last_poll_time.as_deref().and_then(age_seconds),
+            ),
+            (
+                "polling_last_poll_duration_seconds",
+                "How long the group's last poll took",
+                MetricType::Gauge,
+                |g| g.last_poll_duration_ms.map(|ms| ms / 1000.0),
+            ),
+            (
+                "polling_pending_triggers",
+                "Triggers of a HANDSHAKE group waiting to be polled",
+                MetricType::Gauge,
+                |g| Some(g.pending_triggers as f64),
             ),
         ];
-        for (name, help, value) in per_group {
-            if groups.is_empty() {
-                continue;
-            }
-            let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for group in &groups {
-                let labels = [("group", group.name.as_str())];
-                ConstCounter::new(value(group)).encode(family.encode_family(&labels)?)?;
-            }
+        for figure in figures {
+            per_group(e, &groups, figure)?;
         }
         Ok(())
     }
@@ -229,4 +468,24 @@ pub fn render(registry: &Registry) -> String {
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut text, registry);
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_age_is_read_on_this_machine_s_clock() {
+        let ten_seconds_ago = chrono::Utc::now().naive_utc() - chrono::Duration::seconds(10);
+        let text = tag_model::format_timestamp(ten_seconds_ago).to_string();
+        let age = age_seconds(&text).unwrap();
+        assert!((10.0..15.0).contains(&age), "{age}");
+        // A poll stamped in the future (a clock stepped back) is not a negative age.
+        let ahead = tag_model::format_timestamp(
+            chrono::Utc::now().naive_utc() + chrono::Duration::seconds(60),
+        )
+        .to_string();
+        assert_eq!(age_seconds(&ahead), Some(0.0));
+        assert_eq!(age_seconds("yesterday"), None);
+    }
 }
