@@ -77,7 +77,7 @@ fn per_group(
     if values.is_empty() {
         return Ok(());
     }
-    let mut family = encoder.encode_descriptor(name, help, None, metric_type.clone())?;
+    let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
     for (group, value) in values {
         let labels = [("group", group)];
         let metric = family.encode_family(&labels)?;
