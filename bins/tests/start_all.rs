@@ -80,8 +80,8 @@ fn stop_all_stops_a_running_start_all_cleanly() {
     service.wait_for_line("Press Ctrl+C to stop all systems.");
     let pid_file = dir.path().join("buffer-oracle-writer.pid");
     assert_eq!(
-        std::fs::read_to_string(&pid_file).unwrap().trim(),
-        service.child.id().to_string()
+        std::fs::read_to_string(&pid_file).unwrap().lines().next(),
+        Some(service.child.id().to_string().as_str())
     );
     let (status, output) = run(&mut command("stop_all", dir.path(), &[]));
     assert!(status.success(), "{output}");

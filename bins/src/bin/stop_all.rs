@@ -1,4 +1,5 @@
-//! Stops the running service: reads its PID file, sends SIGTERM, waits up to 10 s.
+//! Stops the running service: reads its PID file, checks that the process it names is the
+//! service that wrote it, sends SIGTERM, waits up to 10 s.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,8 +28,8 @@ fn main() -> ExitCode {
             .map(|config| config.pid_file)
             .unwrap_or_else(|_| PathBuf::from(pipeline_service::DEFAULT_PID_FILE))
     });
-    let pid = match pid::read_pid(&path) {
-        Ok(Some(pid)) => pid,
+    let record = match pid::read_pid(&path) {
+        Ok(Some(record)) => record,
         Ok(None) => {
             println!(
                 "No service is running: there is no PID file at {}",
@@ -41,15 +42,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if !pid::is_alive(pid) {
-        let _ = std::fs::remove_file(&path);
+    let pid = record.pid;
+    // Only the service that wrote the file is signalled: a PID that has exited, was reused
+    // by another program, or is 0 or 1 (a process group, init) makes the file stale.
+    if let Some(reason) = pid::verify(&record).stale_reason(pid) {
+        let removed = match std::fs::remove_file(&path) {
+            Ok(()) => "stale PID file removed".to_owned(),
+            Err(error) => format!("cannot remove the stale PID file: {error}"),
+        };
         println!(
-            "No service is running: PID {pid} from {} has exited (stale PID file removed)",
+            "No service is running: {} is stale, {reason} ({removed}; nothing was signalled)",
             path.display()
         );
         return ExitCode::SUCCESS;
     }
-    if let Err(error) = pid::request_stop(pid) {
+    if let Err(error) = pid::request_stop(&record) {
         eprintln!("[ERROR] {error}");
         return ExitCode::FAILURE;
     }

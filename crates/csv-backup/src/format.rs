@@ -113,7 +113,7 @@ fn write_rows<'a, W: io::Write>(
         for (value, error) in rows {
             write_value(&mut writer, value, attempt)?;
             if let Some(error) = error {
-                writer.write_field(error)?;
+                writer.write_field(neutralize(error).as_ref())?;
             }
             writer.write_record(None::<&[u8]>)?;
         }
@@ -131,6 +131,34 @@ fn into_io_error(error: csv::Error) -> io::Error {
     }
 }
 
+/// What a spreadsheet reads as the start of a formula (`=`, `+`, `-`, `@`), and the escape.
+const FORMULA_LEADS: [u8; 5] = [b'=', b'+', b'-', b'@', b'\''];
+
+/// A text cell as written to CSV: one that a spreadsheet would run as a formula
+/// (`=HYPERLINK(...)`, `@SUM(...)`, `-2+3`) gets a leading `'`, which spreadsheets show as
+/// text; so does one that already starts with `'`, so that [`restore`] is exact.
+pub fn neutralize(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.as_bytes().first() {
+        Some(first) if FORMULA_LEADS.contains(first) => format!("'{text}").into(),
+        _ => text.into(),
+    }
+}
+
+/// The text a [`neutralize`]d cell stood for.
+pub fn restore(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest)
+            if rest
+                .as_bytes()
+                .first()
+                .is_some_and(|b| FORMULA_LEADS.contains(b)) =>
+        {
+            rest
+        }
+        _ => cell,
+    }
+}
+
 fn write_value<W: io::Write>(
     writer: &mut csv::Writer<W>,
     value: &TagValue,
@@ -138,8 +166,8 @@ fn write_value<W: io::Write>(
 ) -> csv::Result<()> {
     let mut number = ryu::Buffer::new();
     writer.write_field(format_timestamp(value.timestamp()).as_str())?;
-    writer.write_field(value.plc_code())?;
-    writer.write_field(value.tag_address())?;
+    writer.write_field(neutralize(value.plc_code()).as_ref())?;
+    writer.write_field(neutralize(value.tag_address()).as_ref())?;
     // Finite by construction, so ryu's shortest round-trip form; absent is an empty field.
     writer.write_field(value.value().map_or("", |v| number.format_finite(v)))?;
     writer.write_field(value.quality().as_str())?;
@@ -219,8 +247,8 @@ pub fn read_csv<R: io::Read>(input: R, path: &Path) -> Result<Vec<TagValue>, Bac
         }
         let value = TagValue::new(
             timestamp,
-            interner.get(plc_code),
-            interner.get(tag_address),
+            interner.get(restore(plc_code)),
+            interner.get(restore(tag_address)),
             tag_value,
             quality,
         )
@@ -272,5 +300,61 @@ impl Interner {
         let shared: Arc<str> = Arc::from(text);
         self.strings.insert(Box::from(text), Arc::clone(&shared));
         shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralized_and_restored_exactly() {
+        for text in [
+            "=SUM(A1:A9)",
+            "+1",
+            "-2+3",
+            "@cmd",
+            "'quoted",
+            "''",
+            "'",
+            "D100",
+            "a=b",
+        ] {
+            let cell = neutralize(text);
+            assert_eq!(restore(&cell), text, "{text:?} -> {cell:?}");
+            let first = cell.as_bytes()[0];
+            assert!(
+                !matches!(first, b'=' | b'+' | b'-' | b'@'),
+                "{text:?} -> {cell:?}"
+            );
+        }
+        assert_eq!(neutralize("D100"), "D100");
+        assert_eq!(neutralize("=1+1"), "'=1+1");
+        // A quote before an ordinary character was never added by neutralize: kept.
+        assert_eq!(restore("'D100"), "'D100");
+    }
+
+    #[test]
+    fn a_backup_file_with_formula_looking_values_round_trips() {
+        let at = parse_timestamp("2025-11-02T14:30:45.123456").unwrap();
+        let values: Vec<TagValue> = [
+            ("=HYPERLINK(\"http://x\")", "@A1"),
+            ("+PLC", "-D100"),
+            ("'PLC", "D100"),
+        ]
+        .iter()
+        .map(|(plc, tag)| TagValue::new(at, *plc, *tag, Some(-1.5), Quality::Good).unwrap())
+        .collect();
+        let csv = String::from_utf8(write_csv(Vec::new(), &values, at).unwrap()).unwrap();
+        for line in csv.lines().skip(1).take(2) {
+            for cell in line.split(',').skip(1).take(2) {
+                let cell = cell.trim_start_matches('"');
+                assert!(cell.starts_with('\''), "{line}");
+            }
+        }
+        // Numbers keep their sign: a negative value is no formula.
+        assert!(csv.contains(",-1.5,GOOD,"), "{csv}");
+        let read = read_csv(csv.as_bytes(), Path::new("mem.csv")).unwrap();
+        assert_eq!(read, values);
     }
 }

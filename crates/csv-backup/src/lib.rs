@@ -13,8 +13,8 @@ use chrono::NaiveDateTime;
 use tag_model::TagValue;
 
 pub use format::{
-    read_backup, read_csv, write_csv, write_rejected_csv, RejectedRow, BACKUP_HEADER,
-    REJECTED_HEADER,
+    neutralize, read_backup, read_csv, restore, write_csv, write_rejected_csv, RejectedRow,
+    BACKUP_HEADER, REJECTED_HEADER,
 };
 
 /// Name of the folder inside the backup directory that receives replayed files.
@@ -161,6 +161,21 @@ impl BackupWriter {
             .sum();
         writer.pending_rows.store(rows, Ordering::SeqCst);
         Ok(writer)
+    }
+
+    /// Checks that a file can be created, written and removed in the directory now (a
+    /// hidden probe file that listings ignore). A read-only mount or a folder without write
+    /// permission fails here, before a batch needs it.
+    pub fn check_writable(&self) -> Result<(), BackupError> {
+        let probe = self
+            .dir
+            .join(format!(".write_probe_{}.tmp", std::process::id()));
+        let result = File::create(&probe).and_then(|mut file| file.write_all(b"probe\n"));
+        let _ = fs::remove_file(&probe);
+        result.map_err(|source| BackupError::Write {
+            path: probe,
+            source,
+        })
     }
 
     /// Rotates spool files at `bytes` instead of [`DEFAULT_SPOOL_MAX_BYTES`].

@@ -25,7 +25,7 @@ fn assorted_values() -> Vec<TagValue> {
         value("PLC01", "D101", None, Quality::Bad),
         value("PLC01", "D102", Some(-0.1), Quality::Uncertain),
         value("PLC,02", "D\"103\"", Some(12345.0), Quality::Good),
-        value("PLC-\u{00e9}", "line\nbreak", Some(1e300), Quality::Good),
+        value("PLC-\u{00e9}", "=line+break", Some(1e300), Quality::Good),
         value("PLC03", "W0", Some(5e-324), Quality::Good),
         value("PLC03", "W1", Some(f64::MAX), Quality::Good),
         value("PLC03", "W2", Some(0.0), Quality::Bad),

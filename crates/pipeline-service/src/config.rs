@@ -3,6 +3,7 @@
 //! Each variable is parsed on its own so that a bad value stops start-up with one line that
 //! names the variable, its value and what is allowed (envy's serde errors name neither).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -80,58 +81,123 @@ pub struct ConfigError {
 pub const DEFAULT_PID_FILE: &str = "buffer-oracle-writer.pid";
 
 /// The variables, merged: the process environment wins over `.env`.
+///
+/// Only variables with UTF-8 names and values are kept as text; one whose value is not
+/// UTF-8 is remembered by name, and is an error only if the service asks for it (an unrelated
+/// variable such as `JUNK=$'\xff'` must not stop anything).
 #[derive(Clone, Debug, Default)]
-pub struct Vars(HashMap<String, String>);
+pub struct Vars {
+    text: HashMap<String, String>,
+    /// Variables whose value is not UTF-8: name -> the value with invalid bytes replaced.
+    not_unicode: HashMap<String, String>,
+    /// The first setting asked for whose value is not UTF-8 (reported by [`Config::from_vars`]).
+    asked_not_unicode: Cell<Option<&'static str>>,
+}
+
+/// Settings whose values are never shown, not even in an error.
+const SECRET_VARIABLES: [&str; 2] = ["ORACLE_PASSWORD", "POSTGRES_URL"];
+
+/// A UTF-8 byte-order mark, which Windows editors put at the start of a `.env`.
+const BOM: &str = "\u{feff}";
 
 impl Vars {
     /// The process environment plus `.env` in the working directory (if present).
     pub fn from_env() -> Result<Self, ConfigError> {
-        let mut vars = HashMap::new();
-        match dotenvy::from_path_iter(Path::new(".env")) {
-            Ok(entries) => {
-                for entry in entries {
-                    let (key, value) = entry.map_err(|e| ConfigError {
-                        variable: ".env".into(),
-                        value: String::new(),
-                        allowed: format!("a KEY=value file: {e}"),
-                    })?;
-                    vars.insert(key, value);
+        let mut vars = Self::from_dotenv(Path::new(".env"))?;
+        for (name, value) in std::env::vars_os() {
+            // A name that is not UTF-8 cannot be one of ours: all of ours are ASCII.
+            let Ok(name) = name.into_string() else {
+                continue;
+            };
+            match value.into_string() {
+                Ok(value) => {
+                    vars.not_unicode.remove(&name);
+                    vars.text.insert(name, value);
+                }
+                Err(value) => {
+                    vars.text.remove(&name);
+                    vars.not_unicode
+                        .insert(name, value.to_string_lossy().into_owned());
                 }
             }
-            Err(error) if error.not_found() => {}
+        }
+        Ok(vars)
+    }
+
+    /// The `KEY=value` lines of a `.env` file (none if it does not exist); a leading UTF-8
+    /// byte-order mark is skipped.
+    pub fn from_dotenv(path: &Path) -> Result<Self, ConfigError> {
+        let name = path.display().to_string();
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Vars::default())
+            }
             Err(error) => {
                 return Err(ConfigError {
-                    variable: ".env".into(),
+                    variable: name,
                     value: String::new(),
                     allowed: format!("a readable KEY=value file: {error}"),
                 })
             }
+        };
+        let without_bom = bytes.strip_prefix(BOM.as_bytes()).unwrap_or(&bytes);
+        let mut text = HashMap::new();
+        for entry in dotenvy::from_read_iter(without_bom) {
+            let (key, value) = entry.map_err(|e| ConfigError {
+                variable: name.clone(),
+                value: String::new(),
+                allowed: format!("a KEY=value file: {e}"),
+            })?;
+            text.insert(key, value);
         }
-        vars.extend(std::env::vars());
-        Ok(Vars(vars))
+        Ok(Vars {
+            text,
+            ..Vars::default()
+        })
     }
 
     /// Variables from pairs, for tests and embedding.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        Vars(
-            pairs
+        Vars {
+            text: pairs
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
-        )
+            ..Vars::default()
+        }
     }
 
-    /// The first of `names` that is set (and not empty), with the name used.
+    /// The first of `names` that is set (and not empty), with the name used. A name whose
+    /// value is not UTF-8 is remembered, and [`Config::from_vars`] refuses it.
     fn get(&self, names: &[&'static str]) -> Option<(&'static str, &str)> {
         names.iter().find_map(|&name| {
-            self.0
+            if self.not_unicode.contains_key(name) && self.asked_not_unicode.get().is_none() {
+                self.asked_not_unicode.set(Some(name));
+            }
+            self.text
                 .get(name)
                 .map(|v| v.trim())
                 .filter(|v| !v.is_empty())
                 .map(|v| (name, v))
         })
+    }
+
+    /// The error for the first setting asked for whose value is not UTF-8.
+    fn not_unicode_error(&self) -> Option<ConfigError> {
+        let name = self.asked_not_unicode.get()?;
+        let shown = if SECRET_VARIABLES.contains(&name) {
+            "(hidden)"
+        } else {
+            self.not_unicode.get(name).map_or("", String::as_str)
+        };
+        Some(invalid(
+            name,
+            shown,
+            "text in UTF-8 (the value has bytes that are not)",
+        ))
     }
 }
 
@@ -188,14 +254,79 @@ fn text(vars: &Vars, names: &[&'static str]) -> Option<String> {
     vars.get(names).map(|(_, v)| v.to_owned())
 }
 
+/// Bytes the ring buffer takes for `capacity` values. It is allocated (and touched) when the
+/// service starts, whatever the load: each slot holds a [`tag_model::TagValue`] and the
+/// ring's sequence stamp. PLC codes and addresses are shared strings, not counted per slot.
+pub fn buffer_memory_estimate(capacity: usize) -> u64 {
+    let slot = std::mem::size_of::<tag_model::TagValue>() + std::mem::size_of::<u64>();
+    capacity as u64 * slot as u64
+}
+
+/// Refuses a BUFFER_MAX_SIZE whose ring buffer would not fit in `available` bytes of memory
+/// (unknown: no check), naming the estimate and the largest size that fits.
+pub fn check_buffer_memory(capacity: usize, available: Option<u64>) -> Result<(), ConfigError> {
+    let Some(available) = available else {
+        return Ok(());
+    };
+    let needed = buffer_memory_estimate(capacity);
+    if needed <= available {
+        return Ok(());
+    }
+    let fits = available / buffer_memory_estimate(1).max(1);
+    Err(invalid(
+        "BUFFER_MAX_SIZE",
+        &capacity.to_string(),
+        format!(
+            "the ring buffer would take about {} at start, but only {} of memory is \
+             available; at most about {fits} fits",
+            human_bytes(needed),
+            human_bytes(available)
+        ),
+    ))
+}
+
+/// Memory available to a new program without swapping (Linux: `MemAvailable` in
+/// /proc/meminfo); `None` where it cannot be read.
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// `6.7 GiB`, `68.7 MiB`, `512 KiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b >= KIB * KIB * KIB {
+        format!("{:.1} GiB", b / (KIB * KIB * KIB))
+    } else if b >= KIB * KIB {
+        format!("{:.1} MiB", b / (KIB * KIB))
+    } else {
+        format!("{:.0} KiB", (b / KIB).ceil())
+    }
+}
+
 impl Config {
-    /// Reads the process environment and `.env`.
+    /// Reads the process environment and `.env`, and checks that the buffer fits in the
+    /// memory available.
     pub fn load() -> Result<Self, ConfigError> {
-        Self::from_vars(&Vars::from_env()?)
+        let config = Self::from_vars(&Vars::from_env()?)?;
+        check_buffer_memory(config.buffer_max_size, available_memory())?;
+        Ok(config)
     }
 
     /// Validates `vars` into a configuration.
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let config = Self::parse(vars);
+        // A setting that is not UTF-8 was read as unset; say so rather than go on without it.
+        match vars.not_unicode_error() {
+            Some(error) => Err(error),
+            None => config,
+        }
+    }
+
+    fn parse(vars: &Vars) -> Result<Self, ConfigError> {
         // The writer's defaults are the spec's; they are written down only there.
         let defaults = WriterConfig::default();
         let buffer_max_size = number(vars, &["BUFFER_MAX_SIZE"], 100_000, 1..=100_000_000)?;
@@ -313,9 +444,14 @@ impl Config {
 
         let api_bind = match vars.get(&["API_BIND"]) {
             None => SocketAddr::from(([127, 0, 0, 1], 8000)),
-            Some((name, value)) => value
-                .parse()
-                .map_err(|_| invalid(name, value, "an address and port such as 127.0.0.1:8000"))?,
+            Some((name, value)) => parse_bind(value).ok_or_else(|| {
+                invalid(
+                    name,
+                    value,
+                    "an address and port such as 127.0.0.1:8000, localhost:8000, or :0 for a \
+                     free port on 127.0.0.1",
+                )
+            })?,
         };
         Ok(Config {
             sink,
@@ -360,7 +496,11 @@ impl Config {
             }
         }
         let writer = &self.writer;
-        lines.push(format!("Buffer max size: {}", self.buffer_max_size));
+        lines.push(format!(
+            "Buffer max size: {} (about {} of memory, allocated at start)",
+            self.buffer_max_size,
+            human_bytes(buffer_memory_estimate(self.buffer_max_size))
+        ));
         lines.push(format!(
             "Batch size: up to {} (write at {} items or every {} seconds)",
             writer.batch_size_max,
@@ -375,6 +515,21 @@ impl Config {
         lines.push(format!("Backup directory: {}", self.backup_dir.display()));
         lines.push(format!("Writer threads: {}", self.writer_threads));
         lines
+    }
+}
+
+/// `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT`, or `:PORT` (127.0.0.1; `:0` lets the OS pick
+/// a free port). Other host names are not resolved: a listening address should not depend on
+/// DNS at start-up.
+fn parse_bind(text: &str) -> Option<SocketAddr> {
+    if let Ok(address) = text.parse() {
+        return Some(address);
+    }
+    let (host, port) = text.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    match host {
+        "" | "localhost" => Some(SocketAddr::from(([127, 0, 0, 1], port))),
+        _ => None,
     }
 }
 
@@ -586,6 +741,10 @@ mod tests {
                 "API_BIND=\"localhost\" is not valid: an address and port such as 127.0.0.1:8000",
             ),
             (
+                &[("API_BIND", "plant-pc:8000")],
+                "API_BIND=\"plant-pc:8000\" is not valid: an address and port",
+            ),
+            (
                 &[("SINK", "postgres")],
                 "POSTGRES_URL=\"\" is not valid: required for SINK=postgres",
             ),
@@ -626,6 +785,88 @@ mod tests {
         assert!(!config.writer.auto_replay);
         let shown = format!("{config:?} {}", config.summary().join(" "));
         assert!(!shown.contains("pg-s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn api_bind_takes_localhost_and_a_bare_port() {
+        for (text, expected) in [
+            (":0", "127.0.0.1:0"),
+            (":8001", "127.0.0.1:8001"),
+            ("localhost:8000", "127.0.0.1:8000"),
+            ("0.0.0.0:80", "0.0.0.0:80"),
+            ("[::1]:8000", "[::1]:8000"),
+        ] {
+            let config = config(&[("API_BIND", text)]).unwrap();
+            assert_eq!(config.api_bind.to_string(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_dotenv_file_may_start_with_a_byte_order_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(&path, "\u{feff}BUFFER_MAX_SIZE=2000\nSINK=sqlite\n").unwrap();
+        let config = Config::from_vars(&Vars::from_dotenv(&path).unwrap()).unwrap();
+        assert_eq!(config.buffer_max_size, 2000);
+        assert!(!config.sink_chosen_by_default);
+        let missing = Vars::from_dotenv(&dir.path().join("none")).unwrap();
+        assert_eq!(
+            Config::from_vars(&missing).unwrap().buffer_max_size,
+            100_000
+        );
+    }
+
+    #[test]
+    fn a_setting_that_is_not_utf8_is_refused_by_name_and_others_are_ignored() {
+        let mut vars = Vars::from_pairs([("BUFFER_MAX_SIZE", "2000")]);
+        vars.not_unicode.insert("JUNK".into(), "\u{fffd}".into());
+        assert_eq!(Config::from_vars(&vars).unwrap().buffer_max_size, 2000);
+        vars.not_unicode
+            .insert("BACKUP_DIR".into(), "/data/\u{fffd}".into());
+        vars.not_unicode
+            .insert("ORACLE_PASSWORD".into(), "pw\u{fffd}".into());
+        let error = Config::from_vars(&vars).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "BACKUP_DIR=\"/data/\u{fffd}\" is not valid: text in UTF-8 (the value has bytes \
+             that are not)"
+        );
+        let vars = Vars {
+            not_unicode: HashMap::from([("ORACLE_PASSWORD".into(), "s3cret\u{fffd}".into())]),
+            ..Vars::from_pairs([("ORACLE_DSN", "h/s"), ("ORACLE_USER", "u")])
+        };
+        let error = Config::from_vars(&vars).unwrap_err().to_string();
+        assert!(error.starts_with("ORACLE_PASSWORD=\"(hidden)\""), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn the_buffer_memory_estimate_is_checked_against_available_memory() {
+        // 64-byte values plus the ring's 8-byte stamp.
+        assert_eq!(buffer_memory_estimate(1), 72);
+        assert_eq!(buffer_memory_estimate(100_000_000), 7_200_000_000);
+        assert_eq!(human_bytes(buffer_memory_estimate(100_000)), "6.9 MiB");
+        let gib = 1u64 << 30;
+        assert_eq!(check_buffer_memory(100_000_000, None), Ok(()));
+        assert_eq!(check_buffer_memory(100_000_000, Some(8 * gib)), Ok(()));
+        let error = check_buffer_memory(100_000_000, Some(2 * gib))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "BUFFER_MAX_SIZE=\"100000000\" is not valid: the ring buffer would take about 6.7 \
+             GiB at start, but only 2.0 GiB of memory is available; at most about 29826161 fits"
+        );
+        let summary = config(&[]).unwrap().summary().join("\n");
+        assert!(
+            summary
+                .contains("Buffer max size: 100000 (about 6.9 MiB of memory, allocated at start)"),
+            "{summary}"
+        );
+        // This machine can tell.
+        if cfg!(target_os = "linux") {
+            assert!(available_memory().is_some_and(|bytes| bytes > 0));
+        }
     }
 
     #[test]

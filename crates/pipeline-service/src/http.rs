@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use crate::ingest::parse_ingest;
-use crate::state::ServiceState;
+use crate::state::{IngestRefusal, ServiceState};
 
 /// Largest ingest body: 16 MiB.
 pub const MAX_INGEST_BYTES: usize = 16 * 1024 * 1024;
@@ -194,8 +195,27 @@ async fn asset(Path(file): Path<String>) -> Response {
         .into_response()
 }
 
-async fn ingest(State(api): State<Api>, body: Bytes) -> Response {
+/// How long a client refused for lack of room should wait: the writer drains a batch at
+/// least every BUFFER_WRITE_INTERVAL_SEC (0.5 s by default).
+const RETRY_AFTER_SECS: &str = "1";
+
+async fn ingest(State(api): State<Api>, body: Result<Bytes, BytesRejection>) -> Response {
     let state = &api.state;
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({"error": format!(
+                    "the body is larger than {} MiB: send the values in smaller requests",
+                    MAX_INGEST_BYTES / (1024 * 1024)
+                )}),
+            )
+        }
+        Err(rejection) => {
+            return json_response(rejection.status(), &json!({"error": rejection.body_text()}))
+        }
+    };
     if state.is_shutting_down() {
         return json_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -211,15 +231,28 @@ async fn ingest(State(api): State<Api>, body: Bytes) -> Response {
             )
         }
     };
-    match state.push(values) {
+    match state.push_if_room(values) {
         Ok(pushed) => json_response(
             StatusCode::OK,
             &json!({"accepted": pushed.pushed, "displaced": pushed.displaced}),
         ),
-        Err(_) => json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"error": "the service is shutting down and accepts no more values"}),
-        ),
+        Err(refusal) => {
+            let body = json!({"error": refusal.to_string()});
+            match refusal {
+                IngestRefusal::LargerThanBuffer { .. } => {
+                    json_response(StatusCode::PAYLOAD_TOO_LARGE, &body)
+                }
+                IngestRefusal::NoRoom { .. } => {
+                    let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+                    response.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        header::HeaderValue::from_static(RETRY_AFTER_SECS),
+                    );
+                    response
+                }
+                _ => json_response(StatusCode::SERVICE_UNAVAILABLE, &body),
+            }
+        }
     }
 }
 

@@ -10,11 +10,16 @@ mod prometheus;
 mod service;
 mod state;
 
-pub use config::{Config, ConfigError, SinkConfig, Vars, DEFAULT_PID_FILE};
+pub use config::{
+    available_memory, buffer_memory_estimate, check_buffer_memory, human_bytes, Config,
+    ConfigError, SinkConfig, Vars, DEFAULT_PID_FILE,
+};
 pub use http::{HttpServer, MAX_INGEST_BYTES};
 pub use ingest::{parse_ingest, parse_line, IngestError};
 pub use prometheus::PREFIX as METRICS_PREFIX;
 pub use service::{
     open_sink, read_ndjson, Service, ShutdownSummary, StartError, StopReason, FLUSH_GRACE,
 };
-pub use state::{utilization_warning, Accounting, ServiceState, UTILIZATION_WARNING_PCT};
+pub use state::{
+    utilization_warning, Accounting, IngestRefusal, ServiceState, UTILIZATION_WARNING_PCT,
+};

@@ -1,32 +1,185 @@
-//! The PID file that lets `stop_all` find the running service.
+//! The PID file that lets `stop_all` find the running service, and the check that the
+//! process it names really is that service.
+//!
+//! A PID alone is not enough: after a reboot or a crash the number is reused by whatever
+//! program gets it next, and `0`, `1` or a negative number would make `kill()` signal a whole
+//! process group or init. So the file records, besides the PID, the executable and the start
+//! time of the process, and a PID is acted on only when a live process still matches them:
+//!
+//! ```text
+//! 12345
+//! exe=/opt/bow/start_all
+//! start=8123456
+//! ```
+//!
+//! `start` is the process start time in clock ticks since boot from `/proc/<pid>/stat` on
+//! Linux, the `ps -o lstart` text on other Unix systems; Windows records none and compares
+//! the image name that `tasklist` reports. A file of the older one-line form is checked by
+//! executable name only. Anything that does not match is a stale file: reported, removed,
+//! never signalled.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The PID recorded in `path`, if the file exists and holds one.
-pub fn read_pid(path: &Path) -> Result<Option<u32>, String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
-            format!(
-                "{} does not hold a process id: {:?}",
-                path.display(),
-                text.trim()
-            )
-        }),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(format!("cannot read {}: {error}", path.display())),
+/// The binaries that write a PID file: a process of another name is never ours.
+pub const SERVICE_BINARIES: [&str; 2] = ["start_all", "start_buffer_writer"];
+
+/// What a PID file says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PidRecord {
+    /// The process id, as written (it may be 0 or 1 in a damaged file).
+    pub pid: u32,
+    /// The executable's path, when recorded.
+    pub exe: Option<PathBuf>,
+    /// The process start time, when recorded (see the module documentation).
+    pub start: Option<String>,
+}
+
+/// Who the process named by a PID file is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The service that wrote the file is running.
+    Running,
+    /// The PID cannot be a service (0 or 1: a process group, or init).
+    Invalid,
+    /// No process has this PID any more.
+    Exited,
+    /// The PID now belongs to another program (named, when known).
+    Reused(String),
+}
+
+impl Verdict {
+    /// Why the file is stale, for the operator; `None` for [`Verdict::Running`].
+    pub fn stale_reason(&self, pid: u32) -> Option<String> {
+        match self {
+            Verdict::Running => None,
+            Verdict::Invalid => Some(format!("it holds PID {pid}, which is no service")),
+            Verdict::Exited => Some(format!("PID {pid} has exited")),
+            Verdict::Reused(program) => Some(format!(
+                "PID {pid} is now another program ({program}), not this service"
+            )),
+        }
     }
 }
 
-/// Writes our PID to `path`, refusing if another live process holds it.
+/// The record in `path`, if the file exists and holds one.
+pub fn read_pid(path: &Path) -> Result<Option<PidRecord>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+    };
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default().trim();
+    let pid = first.parse().map_err(|_| {
+        format!(
+            "{} does not hold a process id: {:?}",
+            path.display(),
+            text.trim()
+        )
+    })?;
+    let mut record = PidRecord {
+        pid,
+        exe: None,
+        start: None,
+    };
+    for line in lines {
+        match line.split_once('=') {
+            Some(("exe", exe)) => record.exe = Some(PathBuf::from(exe)),
+            Some(("start", start)) => record.start = Some(start.to_owned()),
+            _ => {}
+        }
+    }
+    Ok(Some(record))
+}
+
+/// This process, as a PID file records it.
+pub fn current_record() -> PidRecord {
+    let pid = std::process::id();
+    PidRecord {
+        pid,
+        exe: std::env::current_exe().ok(),
+        start: os::identify(pid).and_then(|identity| identity.start),
+    }
+}
+
+/// Checks whether the process `record` names is the service that wrote it.
+pub fn verify(record: &PidRecord) -> Verdict {
+    if record.pid <= 1 {
+        return Verdict::Invalid;
+    }
+    match os::identify(record.pid) {
+        None => Verdict::Exited,
+        Some(identity) => judge(record, &identity),
+    }
+}
+
+/// A live process, as the platform describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Identity {
+    /// The executable's file name (without `.exe`).
+    name: String,
+    /// The start time, where the platform gives one.
+    start: Option<String>,
+}
+
+/// The pure half of [`verify`]: does the live process match the record?
+fn judge(record: &PidRecord, identity: &Identity) -> Verdict {
+    let same_start = match (&record.start, &identity.start) {
+        (Some(recorded), Some(live)) => Some(recorded == live),
+        _ => None,
+    };
+    let recorded_name = record.exe.as_deref().and_then(exe_name);
+    let same_name = match &recorded_name {
+        Some(name) => names_match(name, &identity.name),
+        None => SERVICE_BINARIES
+            .iter()
+            .any(|name| names_match(name, &identity.name)),
+    };
+    match same_start {
+        Some(true) if same_name => Verdict::Running,
+        // The start time decides: a process started at another moment is another process,
+        // even one of our own binaries.
+        Some(_) => Verdict::Reused(identity.name.clone()),
+        None if same_name => Verdict::Running,
+        None => Verdict::Reused(identity.name.clone()),
+    }
+}
+
+/// Linux cuts the command name to 15 bytes (`start_buffer_wr`); it is the fallback when the
+/// executable link cannot be read.
+fn names_match(recorded: &str, live: &str) -> bool {
+    recorded == live || (live.len() == 15 && recorded.starts_with(live))
+}
+
+/// `start_all` from `/opt/bow/start_all`, `start_all (deleted)` or `start_all.exe`.
+fn exe_name(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_string_lossy();
+    let name = name.strip_suffix(" (deleted)").unwrap_or(&name);
+    let name = name.strip_suffix(".exe").unwrap_or(name);
+    Some(name.to_owned())
+}
+
+/// Writes this process's record to `path`, refusing if the service it names is running;
+/// a stale file (an exited process, a reused PID, PID 0) is reported and replaced.
 pub fn write_pid(path: &Path) -> Result<(), String> {
-    if let Ok(Some(pid)) = read_pid(path) {
-        if pid != std::process::id() && is_alive(pid) {
-            return Err(format!(
-                "another service is running (PID {pid}, from {}): stop it with stop_all, or set \
-                 PID_FILE to run a second one",
-                path.display()
-            ));
+    if let Ok(Some(existing)) = read_pid(path) {
+        if existing.pid != std::process::id() {
+            match verify(&existing) {
+                Verdict::Running => {
+                    return Err(format!(
+                        "another service is running (PID {}, from {}): stop it with stop_all, \
+                         or set PID_FILE to run a second one",
+                        existing.pid,
+                        path.display()
+                    ))
+                }
+                verdict => {
+                    if let Some(reason) = verdict.stale_reason(existing.pid) {
+                        log::warn!("Stale PID file {} replaced: {reason}", path.display());
+                    }
+                }
+            }
         }
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -37,83 +190,36 @@ pub fn write_pid(path: &Path) -> Result<(), String> {
             )
         })?;
     }
-    std::fs::write(path, format!("{}\n", std::process::id()))
-        .map_err(|e| format!("cannot write PID_FILE {}: {e}", path.display()))
+    let record = current_record();
+    let mut text = format!("{}\n", record.pid);
+    if let Some(exe) = &record.exe {
+        text.push_str(&format!("exe={}\n", exe.display()));
+    }
+    if let Some(start) = &record.start {
+        text.push_str(&format!("start={start}\n"));
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write PID_FILE {}: {e}", path.display()))
 }
 
 /// Removes the PID file if it still names this process.
 pub fn remove_pid(path: &Path) {
-    if read_pid(path).ok().flatten() == Some(std::process::id()) {
+    if read_pid(path).ok().flatten().map(|r| r.pid) == Some(std::process::id()) {
         let _ = std::fs::remove_file(path);
     }
 }
 
-/// Whether a process with this PID exists.
-#[cfg(unix)]
+/// Whether a process with this PID exists (0 and 1 never count).
 pub fn is_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // Signal 0 checks existence and permission without sending anything.
-    // SAFETY: kill has no memory effects; any pid value is allowed.
-    let result = unsafe { libc::kill(pid, 0) };
-    let exists = result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    exists && !is_zombie(pid)
+    pid > 1 && os::identify(pid).is_some()
 }
 
-/// A process that has exited but whose parent has not reaped it yet still answers kill(0);
-/// on Linux /proc tells it apart (state Z).
-#[cfg(unix)]
-fn is_zombie(pid: libc::pid_t) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let after_name = stat.rfind(')')?;
-            stat[after_name + 1..]
-                .split_whitespace()
-                .next()
-                .map(|s| s == "Z" || s == "X")
-        })
-        .unwrap_or(false)
-}
-
-/// Whether a process with this PID exists.
-#[cfg(not(unix))]
-pub fn is_alive(pid: u32) -> bool {
-    std::process::Command::new("tasklist")
-        .args(["/FI", &format!("PID eq {pid}"), "/NH"])
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).contains(&pid.to_string()))
-        .unwrap_or(false)
-}
-
-/// Asks the process to stop: SIGTERM on Unix, `taskkill` (a close request) on Windows.
-#[cfg(unix)]
-pub fn request_stop(pid: u32) -> Result<(), String> {
-    let target = libc::pid_t::try_from(pid).map_err(|_| format!("PID {pid} is out of range"))?;
-    // SAFETY: kill has no memory effects.
-    if unsafe { libc::kill(target, libc::SIGTERM) } == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "cannot signal PID {pid}: {}",
-            std::io::Error::last_os_error()
-        ))
+/// Asks the service `record` names to stop (SIGTERM on Unix, `taskkill` on Windows), after
+/// checking that it is the service: anything else is refused, never signalled.
+pub fn request_stop(record: &PidRecord) -> Result<(), String> {
+    if let Some(reason) = verify(record).stale_reason(record.pid) {
+        return Err(format!("not signalled: {reason}"));
     }
-}
-
-/// Asks the process to stop: SIGTERM on Unix, `taskkill` (a close request) on Windows.
-#[cfg(not(unix))]
-pub fn request_stop(pid: u32) -> Result<(), String> {
-    let status = std::process::Command::new("taskkill")
-        .args(["/PID", &pid.to_string()])
-        .status()
-        .map_err(|e| format!("cannot run taskkill: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("taskkill /PID {pid} failed ({status})"))
-    }
+    os::terminate(record.pid)
 }
 
 /// Waits until the process is gone; returns how long that took, or `None` after `timeout`.
@@ -128,28 +234,226 @@ pub fn wait_for_exit(pid: u32, timeout: Duration) -> Option<Duration> {
     None
 }
 
+#[cfg(target_os = "linux")]
+mod os {
+    use super::{exe_name, Identity};
+
+    /// From `/proc/<pid>/stat`: the start time (field 22, clock ticks since boot), which
+    /// tells a reused PID apart; and the executable from `/proc/<pid>/exe` (or the command
+    /// name when the link cannot be read, as for another user's process).
+    pub(super) fn identify(pid: u32) -> Option<Identity> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        let comm = stat.get(open + 1..close)?.to_owned();
+        let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+        // fields[0] is field 3 (state); a zombie has exited but is not reaped yet.
+        if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
+            return None;
+        }
+        let start = fields.get(19).map(|s| (*s).to_owned());
+        let name = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .and_then(|exe| exe_name(&exe))
+            .unwrap_or(comm);
+        Some(Identity { name, start })
+    }
+
+    pub(super) fn terminate(pid: u32) -> Result<(), String> {
+        super::unix_terminate(pid)
+    }
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+mod os {
+    use super::{exe_name, Identity};
+
+    /// From `ps`: the start time (`lstart`) and the command.
+    pub(super) fn identify(pid: u32) -> Option<Identity> {
+        let output = std::process::Command::new("ps")
+            .args(["-o", "lstart=", "-o", "comm=", "-p", &pid.to_string()])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let line = text.lines().next()?.trim();
+        // lstart is five words: `Mon Nov  3 14:30:45 2025`.
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() < 6 {
+            return None;
+        }
+        let start = words[..5].join(" ");
+        let name = exe_name(std::path::Path::new(&words[5..].join(" ")))?;
+        Some(Identity {
+            name,
+            start: Some(start),
+        })
+    }
+
+    pub(super) fn terminate(pid: u32) -> Result<(), String> {
+        super::unix_terminate(pid)
+    }
+}
+
+#[cfg(unix)]
+fn unix_terminate(pid: u32) -> Result<(), String> {
+    // verify() has refused 0 and 1; a pid_t that does not fit would be negative.
+    let target = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|&p| p > 1)
+        .ok_or_else(|| format!("PID {pid} is out of range"))?;
+    // SAFETY: kill has no memory effects.
+    if unsafe { libc::kill(target, libc::SIGTERM) } == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot signal PID {pid}: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+#[cfg(windows)]
+mod os {
+    use super::{exe_name, Identity};
+
+    /// From `tasklist`: the image name (no start time).
+    pub(super) fn identify(pid: u32) -> Option<Identity> {
+        let output = std::process::Command::new("tasklist")
+            .args(["/FI", &format!("PID eq {pid}"), "/FO", "CSV", "/NH"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        // "start_all.exe","12345","Console","1","10,000 K"
+        let line = text.lines().find(|l| l.starts_with('"'))?;
+        let mut columns = line.split("\",\"");
+        let image = columns.next()?.trim_start_matches('"');
+        let listed_pid = columns.next()?;
+        if listed_pid != pid.to_string() {
+            return None;
+        }
+        Some(Identity {
+            name: exe_name(std::path::Path::new(image))?,
+            start: None,
+        })
+    }
+
+    /// `taskkill` without `/F`: a close request the service handles like Ctrl+C.
+    pub(super) fn terminate(pid: u32) -> Result<(), String> {
+        let status = std::process::Command::new("taskkill")
+            .args(["/PID", &pid.to_string()])
+            .status()
+            .map_err(|e| format!("cannot run taskkill: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("taskkill /PID {pid} failed ({status})"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn writes_reads_and_removes_our_pid() {
+    fn writes_reads_and_removes_our_record() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/service.pid");
         assert_eq!(read_pid(&path), Ok(None));
         write_pid(&path).unwrap();
-        assert_eq!(read_pid(&path), Ok(Some(std::process::id())));
+        let record = read_pid(&path).unwrap().unwrap();
+        assert_eq!(record, current_record());
+        assert_eq!(record.pid, std::process::id());
         assert!(is_alive(std::process::id()));
+        // The test binary is not one of the service binaries, but the record matches it.
+        assert_eq!(verify(&record), Verdict::Running);
         remove_pid(&path);
         assert!(!path.exists());
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
-    fn a_stale_pid_file_is_taken_over_and_garbage_is_an_error() {
+    fn a_record_with_another_start_time_is_a_reused_pid() {
+        let mut record = current_record();
+        assert!(record.start.is_some(), "{record:?}");
+        record.start = Some("1".into());
+        assert!(matches!(verify(&record), Verdict::Reused(_)));
+    }
+
+    #[test]
+    fn pids_0_and_1_are_never_a_service() {
+        for pid in [0, 1] {
+            let record = PidRecord {
+                pid,
+                exe: None,
+                start: None,
+            };
+            assert_eq!(verify(&record), Verdict::Invalid);
+            assert!(!is_alive(pid));
+            let error = request_stop(&record).unwrap_err();
+            assert_eq!(
+                error,
+                format!("not signalled: it holds PID {pid}, which is no service")
+            );
+        }
+    }
+
+    #[test]
+    fn judging_a_live_process_against_the_record() {
+        let live = |name: &str, start: Option<&str>| Identity {
+            name: name.into(),
+            start: start.map(str::to_owned),
+        };
+        let record = |exe: Option<&str>, start: Option<&str>| PidRecord {
+            pid: 42,
+            exe: exe.map(PathBuf::from),
+            start: start.map(str::to_owned),
+        };
+        let full = record(Some("/opt/bow/start_all"), Some("900"));
+        assert_eq!(
+            judge(&full, &live("start_all", Some("900"))),
+            Verdict::Running
+        );
+        assert_eq!(
+            judge(&full, &live("start_all", Some("901"))),
+            Verdict::Reused("start_all".into())
+        );
+        assert_eq!(
+            judge(&full, &live("sleep", Some("900"))),
+            Verdict::Reused("sleep".into())
+        );
+        // Windows: no start time, the image name decides.
+        let windows = record(Some("C:/bow/start_all.exe"), None);
+        assert_eq!(judge(&windows, &live("start_all", None)), Verdict::Running);
+        // An old one-line file: only our binaries' names count.
+        let bare = record(None, None);
+        assert_eq!(
+            judge(&bare, &live("start_buffer_writer", Some("5"))),
+            Verdict::Running
+        );
+        assert_eq!(
+            judge(&bare, &live("sleep", Some("5"))),
+            Verdict::Reused("sleep".into())
+        );
+        assert_eq!(
+            judge(&bare, &live("start_buffer_wr", None)),
+            Verdict::Running
+        );
+        assert_eq!(
+            exe_name(Path::new("/x/start_all (deleted)")).as_deref(),
+            Some("start_all")
+        );
+    }
+
+    #[test]
+    fn a_stale_file_is_taken_over_and_garbage_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("service.pid");
         std::fs::write(&path, "4000000\n").unwrap(); // above any Linux pid_max
         assert!(!is_alive(4_000_000));
+        write_pid(&path).unwrap();
+        assert_eq!(read_pid(&path).unwrap().unwrap().pid, std::process::id());
+        std::fs::write(&path, "0\n").unwrap();
         write_pid(&path).unwrap();
         std::fs::write(&path, "not a pid").unwrap();
         assert!(read_pid(&path)

@@ -90,6 +90,14 @@ impl Service {
         let backup = Arc::new(
             BackupWriter::new(&config.backup_dir)?.with_spool_limit(config.backup_rotate_bytes),
         );
+        if let Err(error) = backup.check_writable() {
+            log::warn!(
+                "BACKUP_DIR {} is not writable ({error}): if the database fails, values cannot \
+                 be saved to CSV backup and are held in memory only. Fix the folder's \
+                 permissions or free space, or set BACKUP_DIR",
+                config.backup_dir.display()
+            );
+        }
         let buffer = Arc::new(
             RingBuffer::new(config.buffer_max_size)
                 .map_err(|e| StartError::Sink(format!("BUFFER_MAX_SIZE: {e}")))?,

@@ -2,7 +2,7 @@
 //! polling engine; and the JSON it answers with.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
 use csv_backup::BackupWriter;
@@ -28,6 +28,8 @@ pub struct ServiceState {
     pub sink_description: String,
     accepted: AtomicU64,
     refused: AtomicU64,
+    /// One ingest request at a time checks for room and pushes.
+    ingest_lock: Mutex<()>,
     shutting_down: AtomicBool,
     /// Seconds since `started` of the last utilization warning, plus one (0: never).
     last_utilization_warning: AtomicU64,
@@ -45,6 +47,36 @@ pub fn utilization_warning(len: usize, capacity: usize) -> Option<String> {
     let pct = len as f64 * 100.0 / capacity.max(1) as f64;
     (pct >= UTILIZATION_WARNING_PCT)
         .then(|| format!("Buffer utilization: {pct:.1}% ({len}/{capacity} items)"))
+}
+
+/// Why [`ServiceState::push_if_room`] took none of the values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestRefusal {
+    /// More values than the buffer can ever hold: split the request.
+    #[error(
+        "the request has {count} values, more than the buffer holds ({capacity}, \
+         BUFFER_MAX_SIZE): send them in smaller requests"
+    )]
+    LargerThanBuffer {
+        /// Values in the request.
+        count: usize,
+        /// The buffer's capacity.
+        capacity: usize,
+    },
+    /// The buffer has no room for all of them now: try again shortly.
+    #[error(
+        "the buffer has room for {free} values, not {count}: nothing was taken, retry shortly"
+    )]
+    NoRoom {
+        /// Values in the request.
+        count: usize,
+        /// Free slots when it was refused.
+        free: usize,
+    },
+    /// Shutdown has begun.
+    #[error("the service is shutting down and accepts no more values")]
+    ShuttingDown,
 }
 
 /// The accounting of every value the service accepted.
@@ -89,6 +121,7 @@ impl ServiceState {
             sink_description,
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            ingest_lock: Mutex::new(()),
             shutting_down: AtomicBool::new(false),
             last_utilization_warning: AtomicU64::new(0),
             started: std::time::Instant::now(),
@@ -110,6 +143,35 @@ impl ServiceState {
                 Err(closed.into_inner())
             }
         }
+    }
+
+    /// Pushes values from a client that can retry (HTTP ingest) only if they all fit without
+    /// displacing anything: a client gets back-pressure, not loss. Polled values use
+    /// [`push`](Self::push) and keep the spec's drop-oldest behaviour.
+    ///
+    /// Ingest requests are serialized so that two of them cannot both see room for one;
+    /// the writer only ever makes more room. Polled values pushed at the same moment (start_all)
+    /// can still take the room first, and then displace as they always do.
+    pub fn push_if_room(&self, values: Vec<TagValue>) -> Result<BatchPush, IngestRefusal> {
+        let capacity = self.buffer.capacity();
+        if values.len() > capacity {
+            return Err(IngestRefusal::LargerThanBuffer {
+                count: values.len(),
+                capacity,
+            });
+        }
+        let _one_at_a_time = self
+            .ingest_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let free = capacity.saturating_sub(self.buffer.len());
+        if values.len() > free {
+            return Err(IngestRefusal::NoRoom {
+                count: values.len(),
+                free,
+            });
+        }
+        self.push(values).map_err(|_| IngestRefusal::ShuttingDown)
     }
 
     /// Logs the utilization at warn when the buffer is 80 % full or more, at most every 10 s.
@@ -260,14 +322,29 @@ impl ServiceState {
             ));
         }
         let mode = self.writer.mode();
+        let backup_unwritable = self.backup.check_writable().err();
+        match &backup_unwritable {
+            Some(error) if !mode.online => unhealthy.push(format!(
+                "database down and backup failing: {} is offline and the backup directory is \
+                 not writable ({error}); values are held in memory only",
+                self.sink_kind
+            )),
+            Some(error) => degraded.push(format!(
+                "the backup directory is not writable ({error}): values cannot be saved to CSV \
+                 backup if the database fails"
+            )),
+            None => {}
+        }
         if !mode.online {
-            degraded.push(format!(
-                "{} is offline since {}: values go to CSV backup and are replayed when it \
-                 returns ({})",
-                self.sink_kind,
-                mode.offline_since.map(iso).unwrap_or_default(),
-                mode.reason.unwrap_or_default()
-            ));
+            if backup_unwritable.is_none() {
+                degraded.push(format!(
+                    "{} is offline since {}: values go to CSV backup and are replayed when it \
+                     returns ({})",
+                    self.sink_kind,
+                    mode.offline_since.map(iso).unwrap_or_default(),
+                    mode.reason.unwrap_or_default()
+                ));
+            }
         } else if let Some(file) = &mode.replaying {
             degraded.push(format!(
                 "replaying backup file {} ({} rows still in backup files)",

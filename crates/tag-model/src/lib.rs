@@ -36,7 +36,8 @@ impl TagValue {
     ///
     /// The timestamp is taken as UTC and truncated to microseconds. Errors name the field and
     /// the offending value: an empty or over-long `plc_code` (more than 50 bytes) or
-    /// `tag_address` (more than 100 bytes), a NaN or infinite value, a year outside 1..=9999.
+    /// `tag_address` (more than 100 bytes) or one with a control character, a NaN or infinite
+    /// value, a year outside 1..=9999, a leap second.
     ///
     /// Pass `Arc<str>` for codes and addresses you reuse; `&str` and `String` work too.
     pub fn new(
@@ -130,6 +131,15 @@ fn check_text(field: Field, text: &str, max: usize) -> Result<(), TagValueError>
             len: text.len(),
             max,
             value: excerpt(text),
+        });
+    }
+    // Tabs, newlines, escape sequences and the like break CSV files, log lines and the
+    // terminals operators read them on.
+    if text.chars().any(char::is_control) {
+        return Err(TagValueError::Invalid {
+            field,
+            value: excerpt(text),
+            reason: "must not contain control characters",
         });
     }
     Ok(())
@@ -347,6 +357,33 @@ mod tests {
             error.to_string().contains("102 bytes, more than the 100"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn refuses_control_characters_in_codes_and_addresses() {
+        for text in [
+            "PLC\n01",
+            "D\t100",
+            "\u{1b}[31mD100",
+            "D100\u{7f}",
+            "D\u{85}1",
+            "\0",
+        ] {
+            let error = TagValue::new(at(0), text, "D100", None, Quality::Good).unwrap_err();
+            assert_eq!(error.field(), Field::PlcCode, "{text:?}");
+            assert!(
+                error
+                    .to_string()
+                    .ends_with("must not contain control characters"),
+                "{error}"
+            );
+            let error = TagValue::new(at(0), "PLC01", text, None, Quality::Good).unwrap_err();
+            assert_eq!(error.field(), Field::TagAddress, "{text:?}");
+        }
+        // Spaces, punctuation and other scripts are text, not control characters.
+        for text in ["D 1!", "Линия-1", "=SUM(A1)", "ns=2;s=Line1.Temp"] {
+            assert!(TagValue::new(at(0), "PLC01", text, None, Quality::Good).is_ok());
+        }
     }
 
     #[test]

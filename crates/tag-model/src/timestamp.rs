@@ -125,6 +125,11 @@ impl fmt::Write for ArrayWriter<'_> {
 /// assert!(parse_timestamp("02/11/2025").is_err());
 /// ```
 pub fn parse_timestamp(text: &str) -> Result<NaiveDateTime, TagValueError> {
+    // Second 60 in every spelling (no zone, `Z`, an offset) gets the same answer, before
+    // chrono accepts some of them and not others.
+    if text.len() >= 19 && text.as_bytes()[16] == b':' && text.get(17..19) == Some("60") {
+        return Err(leap_second(crate::excerpt(text)));
+    }
     let parsed = parse_naive_fast(text.strip_suffix('Z').unwrap_or(text))
         .or_else(|| {
             DateTime::parse_from_rfc3339(text)
@@ -146,8 +151,10 @@ pub fn parse_timestamp(text: &str) -> Result<NaiveDateTime, TagValueError> {
     normalize_timestamp(parsed)
 }
 
-/// Truncates to microseconds, folds a leap second into the second before it, and checks the
-/// year range: the timestamp every [`crate::TagValue`] holds.
+/// Truncates to microseconds and checks the year range: the timestamp every
+/// [`crate::TagValue`] holds. A leap second (chrono's second 60) is refused: Oracle, SQLite
+/// and PostgreSQL have no second 60, and folding it into `23:59:59.999999` or into the next
+/// second would make it collide with a real reading there.
 pub fn normalize_timestamp(timestamp: NaiveDateTime) -> Result<NaiveDateTime, TagValueError> {
     if !YEARS.contains(&timestamp.year()) {
         return Err(TagValueError::Invalid {
@@ -156,13 +163,19 @@ pub fn normalize_timestamp(timestamp: NaiveDateTime) -> Result<NaiveDateTime, Ta
             reason: "must fall in the years 1 to 9999",
         });
     }
-    let timestamp = if timestamp.nanosecond() >= 1_000_000_000 {
-        // chrono's leap-second representation; Oracle and SQLite have no second 60.
-        timestamp.with_nanosecond(999_999_000).unwrap_or(timestamp)
-    } else {
-        timestamp
-    };
+    if timestamp.nanosecond() >= 1_000_000_000 {
+        return Err(leap_second(timestamp.format(FALLBACK_FORMAT).to_string()));
+    }
     Ok(timestamp.trunc_subsecs(6))
+}
+
+fn leap_second(value: String) -> TagValueError {
+    TagValueError::Invalid {
+        field: Field::Timestamp,
+        value,
+        reason: "is a leap second (second 60), which the databases cannot store: send UTC \
+                 without leap seconds (as system clocks keep it)",
+    }
 }
 
 /// `YYYY-MM-DD[T ]HH:MM:SS[.fffffffff]`, no offset.
@@ -285,15 +298,13 @@ mod tests {
     }
 
     #[test]
-    fn normalizes_to_microseconds_and_folds_leap_seconds() {
+    fn normalizes_to_microseconds_and_refuses_leap_seconds() {
         assert_eq!(
             normalize_timestamp(ts(2025, 1, 1, 0, 0, 0, 123_456_789)),
             Ok(ts(2025, 1, 1, 0, 0, 0, 123_456_000))
         );
-        assert_eq!(
-            normalize_timestamp(ts(2016, 12, 31, 23, 59, 59, 1_700_000_000)),
-            Ok(ts(2016, 12, 31, 23, 59, 59, 999_999_000))
-        );
+        let error = normalize_timestamp(ts(2016, 12, 31, 23, 59, 59, 1_700_000_000)).unwrap_err();
+        assert!(error.to_string().contains("leap second"), "{error}");
         let error = normalize_timestamp(
             NaiveDate::from_ymd_opt(10_000, 1, 1)
                 .unwrap()
@@ -302,6 +313,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.to_string().contains("years 1 to 9999"), "{error}");
+    }
+
+    #[test]
+    fn a_leap_second_is_refused_in_every_spelling() {
+        for text in [
+            "2016-12-31T23:59:60",
+            "2016-12-31T23:59:60.5",
+            "2016-12-31T23:59:60Z",
+            "2016-12-31T23:59:60.123456Z",
+            "2017-01-01T00:59:60+01:00",
+            "2016-12-31 23:59:60",
+            // A day with no leap second at all.
+            "2025-11-02T14:30:60Z",
+        ] {
+            let error = parse_timestamp(text).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "timestamp {text:?} is a leap second (second 60), which the databases \
+                     cannot store: send UTC without leap seconds (as system clocks keep it)"
+                )
+            );
+        }
+        assert!(parse_timestamp("2016-12-31T23:59:59.999999Z").is_ok());
     }
 
     #[test]
