@@ -339,7 +339,8 @@ fn overflow_is_counted_warned_about_and_accounted_for() {
     let base = service.base_url();
     lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let mut stdin = service.child.stdin.take().unwrap();
-    let lines: String = (0..1500)
+    // Standard input is pushed in chunks of 1,000 lines: two full chunks.
+    let lines: String = (0..2000)
         .map(|i| format!(r#"{{"plc_code":"PLC01","tag_address":"D{}","timestamp":"2025-11-02T14:30:{:02}.{:06}","tag_value":{i}}}"#, i % 10, i / 100, i) + "\n")
         .collect();
     stdin.write_all(lines.as_bytes()).unwrap();
@@ -350,8 +351,8 @@ fn overflow_is_counted_warned_about_and_accounted_for() {
         warning.contains("% (") && warning.ends_with("/1000 items)"),
         "{warning}"
     );
-    eventually("all 1500 lines read", || {
-        get_json(&format!("{base}/api/buffer/metrics"))["accounting"]["accepted"] == 1500
+    eventually("all 2000 lines read", || {
+        get_json(&format!("{base}/api/buffer/metrics"))["accounting"]["accepted"] == 2000
     });
     lock.execute_batch("ROLLBACK").unwrap();
     drop(lock);
@@ -359,12 +360,12 @@ fn overflow_is_counted_warned_about_and_accounted_for() {
     eventually("the buffer drained", || {
         let m = get_json(&format!("{base}/api/buffer/metrics"));
         displaced = m["buffer"]["overflow_count"].as_u64().unwrap();
-        m["accounting"]["written"] == 1500 - displaced && m["buffer"]["current_size"] == 0
+        m["accounting"]["written"] == 2000 - displaced && m["buffer"]["current_size"] == 0
     });
-    // 500 unless the writer's interval timer drained a few during the pushes.
-    assert!((400..=500).contains(&displaced), "{displaced}");
+    // 1000 unless the writer took its one batch of 100 before the second chunk came.
+    assert!((900..=1000).contains(&displaced), "{displaced}");
     let metrics = get_json(&format!("{base}/api/buffer/metrics"));
-    assert_eq!(metrics["accounting"]["accepted"], 1500);
+    assert_eq!(metrics["accounting"]["accepted"], 2000);
     assert_eq!(metrics["accounting"]["balanced"], true, "{metrics}");
     drop(stdin);
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
@@ -373,5 +374,5 @@ fn overflow_is_counted_warned_about_and_accounted_for() {
         log.contains(&format!("  Overflow count: {displaced}")),
         "{log}"
     );
-    assert_eq!(count_rows(&db, "") as u64, 1500 - displaced);
+    assert_eq!(count_rows(&db, "") as u64, 2000 - displaced);
 }
