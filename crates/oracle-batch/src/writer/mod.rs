@@ -267,6 +267,9 @@ impl BatchWriter {
     /// the sink's own timeouts), so its rows are settled either way.
     pub fn shutdown(self, grace: Duration) -> ShutdownReport {
         let shared = &self.shared;
+        // Read before anything wakes the writer threads: `close` wakes them, and a thread
+        // that drains first would make this figure 0 (a race seen on a busy machine).
+        let buffered = shared.buffer.len();
         let deadline = shared.now() + grace;
         // fetch_min: a deadline already brought forward (a second Ctrl+C) stays.
         shared.deadline_nanos.fetch_min(
@@ -274,7 +277,6 @@ impl BatchWriter {
             Ordering::SeqCst,
         );
         shared.buffer.close();
-        let buffered = shared.buffer.len();
         log::info!("Flushing remaining buffer data...");
         if buffered > 0 {
             log::info!("Buffer contains {buffered} items, writing final batch...");
