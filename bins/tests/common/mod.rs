@@ -7,6 +7,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)] // each test binary uses a different part
+pub use test_support::{eventually, files_in};
+
 /// Set in every test's environment: it must never appear in any output.
 pub const PASSWORD: &str = "Pl4nt-S3cret-pw!";
 
@@ -206,18 +209,6 @@ pub fn post(url: &str, body: &str) -> (u16, String) {
     (status, text)
 }
 
-/// Polls `condition` every 50 ms for up to 30 s.
-pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 pub fn count_rows(db: &Path, filter: &str) -> i64 {
     let connection = rusqlite::Connection::open(db).expect("open database");
     connection
@@ -245,18 +236,4 @@ pub fn ingest_body(first: usize, count: usize) -> String {
         })
         .collect();
     format!("[{}]", items.join(","))
-}
-
-/// File names in `dir` (none if it cannot be read), sorted.
-pub fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }

@@ -391,7 +391,7 @@ impl Collector for StateCollector {
                 ConstGauge::new(1.0).encode(family.encode_family(&labels)?)?;
             }
         }
-        let figures: [(&str, &str, MetricType, GroupFigure); 9] = [
+        let figures: [(&str, &str, MetricType, GroupFigure); 11] = [
             (
                 "polling_polls",
                 "Polls done, per group",
@@ -446,6 +446,18 @@ impl Collector for StateCollector {
                 "Triggers of a HANDSHAKE group waiting to be polled",
                 MetricType::Gauge,
                 |g| Some(g.pending_triggers as f64),
+            ),
+            (
+                "polling_suppressed",
+                "Polled values not pushed because they stayed inside their deadband, per group",
+                MetricType::Counter,
+                |g| Some(g.suppressed as f64),
+            ),
+            (
+                "polling_requests_per_poll",
+                "Requests a poll sends after request planning, per group",
+                MetricType::Gauge,
+                |g| Some(g.requests_per_poll as f64),
             ),
         ];
         for figure in figures {

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDateTime;
 use tag_model::{Quality, TagValue};
 
-use crate::config::{DriverConfig, GroupConfig, Mode, PlcConfig, PollingConfig};
-use crate::driver::PlcDriver;
-use crate::simulated::SimulatedPlc;
+use crate::config::{GroupConfig, HandshakeAnswer, Mode, PlcConfig, PollingConfig};
+use crate::driver::{DriverError, PlcDriver, ReadPlan};
+use crate::exception::ExceptionFilter;
 
 /// Receives the values of each poll: one call per poll, all with the poll's timestamp.
 ///
@@ -75,6 +75,12 @@ pub struct GroupStatus {
     pub plc_code: String,
     /// Addresses per poll.
     pub tag_count: usize,
+    /// Requests sent per poll, after request planning merged the addresses.
+    pub requests_per_poll: usize,
+    /// Values not pushed because they stayed inside their deadband (report by exception).
+    pub suppressed: u64,
+    /// Reads of the PLC-side trigger (HANDSHAKE groups with `trigger`).
+    pub trigger_reads: u64,
     /// Whether the group's thread is running.
     pub running: bool,
     /// Whether the driver is connected.
@@ -97,6 +103,8 @@ pub struct GroupStatus {
 
 struct Group {
     config: GroupConfig,
+    plan: ReadPlan,
+    trigger_plan: Option<ReadPlan>,
     state: Mutex<GroupState>,
     triggered: Condvar,
 }
@@ -109,6 +117,8 @@ struct GroupState {
     errors: u64,
     overruns: u64,
     pending_triggers: u64,
+    suppressed: u64,
+    trigger_reads: u64,
     last_poll_time: Option<NaiveDateTime>,
     last_poll_duration: Option<Duration>,
     last_error: Option<String>,
@@ -193,6 +203,9 @@ fn status_of(group: &Group) -> GroupStatus {
         },
         plc_code: config.plc_code.to_string(),
         tag_count: config.tags.len(),
+        requests_per_poll: group.plan.requests(),
+        suppressed: state.suppressed,
+        trigger_reads: state.trigger_reads,
         running: state.running,
         connected: state.connected,
         polls: state.polls,
@@ -255,8 +268,21 @@ impl PollingEngine {
         for group in &config.groups {
             let plc = config.plcs.iter().find(|p| p.plc_code == group.plc_code);
             drivers.push(plc.map(factory));
+            // Planned once here, not per poll.
+            let (plan, trigger_plan) = match plc {
+                Some(plc) => (
+                    plc.driver.plan(&group.addresses()),
+                    group
+                        .handshake
+                        .as_ref()
+                        .map(|h| plc.driver.plan(std::slice::from_ref(&h.trigger))),
+                ),
+                None => (ReadPlan::new(0, ()), None),
+            };
             groups.push(Group {
                 config: group.clone(),
+                plan,
+                trigger_plan,
                 state: Mutex::new(GroupState::default()),
                 triggered: Condvar::new(),
             });
@@ -401,11 +427,7 @@ impl Drop for PollingEngine {
 }
 
 fn builtin_driver(plc: &PlcConfig) -> Box<dyn PlcDriver> {
-    match &plc.driver {
-        DriverConfig::Simulated(options) => {
-            Box::new(SimulatedPlc::new(&plc.plc_code, options.clone()))
-        }
-    }
+    plc.driver.open(&plc.plc_code)
 }
 
 /// A group's poller: its driver and connection state.
@@ -416,6 +438,7 @@ struct Poller<'a> {
     connected: bool,
     next_connect: Instant,
     backoff: Duration,
+    filter: ExceptionFilter,
 }
 
 fn run_group(shared: &Shared, index: usize, driver: Box<dyn PlcDriver>) {
@@ -427,6 +450,7 @@ fn run_group(shared: &Shared, index: usize, driver: Box<dyn PlcDriver>) {
         connected: false,
         next_connect: Instant::now(),
         backoff: shared.options.reconnect_min,
+        filter: ExceptionFilter::new(&group.config.tags),
     };
     match group.config.mode {
         Mode::Fixed { interval } => run_fixed(&mut poller, interval),
@@ -477,7 +501,15 @@ fn run_fixed(poller: &mut Poller<'_>, interval: Duration) {
 
 fn run_handshake(poller: &mut Poller<'_>) {
     let group = poller.group;
+    let trigger_poll = group.config.handshake.as_ref().map(|h| h.trigger_poll);
+    let start = Instant::now();
+    let mut tick: u32 = 1;
+    // The trigger as last read: a read happens on a rising edge only, so a trigger that
+    // stays set does not re-read in a loop. Unknown (None) until read once; a trigger found
+    // already set at start counts as a rising edge (the PLC is waiting for us).
+    let mut trigger_was_set: Option<bool> = None;
     loop {
+        let mut api_trigger = false;
         {
             let mut state = group.lock();
             loop {
@@ -486,24 +518,64 @@ fn run_handshake(poller: &mut Poller<'_>) {
                 }
                 if state.pending_triggers > 0 {
                     state.pending_triggers -= 1;
+                    api_trigger = true;
                     break;
                 }
-                state = group
-                    .triggered
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
+                match trigger_poll {
+                    None => {
+                        state = group
+                            .triggered
+                            .wait(state)
+                            .unwrap_or_else(PoisonError::into_inner)
+                    }
+                    Some(every) => {
+                        let deadline = start + every * tick;
+                        let now = Instant::now();
+                        if now >= deadline {
+                            break;
+                        }
+                        state = group
+                            .triggered
+                            .wait_timeout(state, deadline - now)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                }
             }
         }
-        poller.poll();
+        if api_trigger {
+            poller.poll();
+            continue;
+        }
+        // Time to read the PLC's trigger; the next read is one period later, never a burst.
+        if let Some(every) = trigger_poll {
+            let elapsed = start.elapsed();
+            tick = (elapsed.as_nanos() / every.as_nanos()) as u32 + 1;
+        }
+        let Some(set) = poller.read_trigger() else {
+            trigger_was_set = None;
+            continue;
+        };
+        let rising = set && trigger_was_set != Some(true);
+        let falling = !set && trigger_was_set == Some(true);
+        trigger_was_set = Some(set);
+        if rising {
+            // Having reset the trigger ourselves, the PLC's next set is a new rising edge
+            // even if no read in between saw it at 0.
+            if poller.poll() && poller.answer_trigger() {
+                trigger_was_set = Some(false);
+            }
+        } else if falling {
+            poller.clear_ack();
+        }
     }
 }
 
 impl Poller<'_> {
-    fn poll(&mut self) {
+    /// Connects when not connected and the backoff allows it; whether connected.
+    fn ensure_connected(&mut self) -> bool {
         let config = &self.group.config;
-        let timestamp = chrono::Utc::now().naive_utc();
-        let started = Instant::now();
-        if !self.connected && started >= self.next_connect {
+        if !self.connected && Instant::now() >= self.next_connect {
             match self.driver.connect() {
                 Ok(()) => {
                     if self.backoff > self.shared.options.reconnect_min {
@@ -515,10 +587,101 @@ impl Poller<'_> {
                 Err(error) => self.schedule_reconnect(&error.to_string()),
             }
         }
-        let read = if self.connected {
-            self.driver.read(&config.tags)
+        self.connected
+    }
+
+    /// Reads the handshake trigger: Some(set) or None when the read failed.
+    fn read_trigger(&mut self) -> Option<bool> {
+        let plan = self.group.trigger_plan.as_ref()?;
+        if !self.ensure_connected() {
+            return None;
+        }
+        self.group.lock().trigger_reads += 1;
+        let result = self.driver.read(plan);
+        match result {
+            Ok(values) => match values.first() {
+                Some(Ok(value)) => Some(*value != 0.0),
+                Some(Err(error)) => {
+                    self.note_failure(error);
+                    None
+                }
+                None => {
+                    self.disconnect("the driver answered no value for the trigger");
+                    None
+                }
+            },
+            Err(error) => {
+                self.note_failure(&error);
+                None
+            }
+        }
+    }
+
+    /// After a read on a rising trigger: writes the ack, or resets the trigger; whether the
+    /// trigger was reset.
+    fn answer_trigger(&mut self) -> bool {
+        let Some(handshake) = &self.group.config.handshake else {
+            return false;
+        };
+        let (address, value, resets) = match &handshake.answer {
+            HandshakeAnswer::Ack(ack) => (ack.clone(), 1.0, false),
+            HandshakeAnswer::ResetTrigger => (handshake.trigger.clone(), 0.0, true),
+            HandshakeAnswer::None => return false,
+        };
+        match self.driver.write(&address, value) {
+            Ok(()) => resets,
+            Err(error) => {
+                self.note_failure(&error);
+                false
+            }
+        }
+    }
+
+    /// The PLC reset its trigger: the ack goes back to 0, ready for the next cycle.
+    fn clear_ack(&mut self) {
+        let Some(handshake) = &self.group.config.handshake else {
+            return;
+        };
+        if let HandshakeAnswer::Ack(ack) = &handshake.answer {
+            let ack = ack.clone();
+            if let Err(error) = self.driver.write(&ack, 0.0) {
+                self.note_failure(&error);
+            }
+        }
+    }
+
+    /// A failed trigger read or handshake write: logged, counted, and a reconnect when the
+    /// connection is the problem.
+    fn note_failure(&mut self, error: &DriverError) {
+        let text = error.to_string();
+        {
+            let mut state = self.group.lock();
+            state.errors += 1;
+            state.last_error = Some(text.clone());
+        }
+        if error.needs_reconnect() {
+            if self.connected {
+                self.disconnect(&text);
+            }
         } else {
-            Err(crate::DriverError::new(format!(
+            log::warn!(
+                "{}: PLC {} refused a handshake request: {text}",
+                self.group.config.name,
+                self.group.config.plc_code
+            );
+        }
+    }
+
+    /// One poll of the group's tags; whether every value was read.
+    fn poll(&mut self) -> bool {
+        let group = self.group;
+        let config = &group.config;
+        let timestamp = chrono::Utc::now().naive_utc();
+        let started = Instant::now();
+        let read = if self.ensure_connected() {
+            self.driver.read(&group.plan)
+        } else {
+            Err(DriverError::new(format!(
                 "PLC {} not connected",
                 config.plc_code
             )))
@@ -541,22 +704,41 @@ impl Poller<'_> {
                 (Vec::new(), Some(error))
             }
             Err(error) => {
-                if self.connected {
+                if !error.needs_reconnect() {
+                    log::warn!(
+                        "{}: PLC {} refused the read: {error}; values are stored as BAD",
+                        config.name,
+                        config.plc_code
+                    );
+                } else if self.connected {
                     self.disconnect(&error.to_string());
                 }
                 (Vec::new(), Some(error.to_string()))
             }
         };
+        let now = Instant::now();
         let mut values = Vec::with_capacity(config.tags.len());
+        let mut suppressed = 0u64;
         for (index, tag) in config.tags.iter().enumerate() {
             let (value, quality) = match results.get(index) {
-                Some(Ok(value)) if value.is_finite() => (Some(*value), Quality::Good),
+                Some(Ok(raw)) => {
+                    let value = raw * tag.scale + tag.offset;
+                    if value.is_finite() {
+                        (Some(value), Quality::Good)
+                    } else {
+                        (None, Quality::Bad)
+                    }
+                }
                 _ => (None, Quality::Bad),
             };
+            if !self.filter.passes(index, value, quality, now) {
+                suppressed += 1;
+                continue;
+            }
             match TagValue::new(
                 timestamp,
                 Arc::clone(&config.plc_code),
-                Arc::clone(tag),
+                Arc::clone(tag.address.text()),
                 value,
                 quality,
             ) {
@@ -565,6 +747,7 @@ impl Poller<'_> {
                 Err(error) => log::error!("{}: {error}", config.name),
             }
         }
+        let complete = failure.is_none();
         {
             let closed = self
                 .shared
@@ -577,12 +760,15 @@ impl Poller<'_> {
                     config.name,
                     values.len()
                 );
-                return;
+                return complete;
             }
-            self.shared.consumer.consume(values);
+            if !values.is_empty() {
+                self.shared.consumer.consume(values);
+            }
         }
         let mut state = self.group.lock();
         state.polls += 1;
+        state.suppressed += suppressed;
         state.connected = self.connected;
         if failure.is_some() {
             state.errors += 1;
@@ -590,6 +776,7 @@ impl Poller<'_> {
         state.last_error = failure;
         state.last_poll_time = Some(timestamp);
         state.last_poll_duration = Some(started.elapsed());
+        complete
     }
 
     fn disconnect(&mut self, error: &str) {

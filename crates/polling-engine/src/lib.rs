@@ -3,15 +3,19 @@
 
 mod config;
 mod driver;
+pub mod drivers;
 mod engine;
-mod simulated;
+mod exception;
+mod value;
 
 pub use config::{
-    ConfigError, DriverConfig, GroupConfig, Mode, PlcConfig, PollingConfig, EXAMPLE_CONFIG,
+    ConfigError, GroupConfig, Handshake, HandshakeAnswer, Mode, PlcConfig, PollingConfig, Report,
+    TagConfig, DEFAULT_TRIGGER_POLL, EXAMPLE_CONFIG,
 };
-pub use driver::{DriverError, PlcDriver, ReadResult};
+pub use driver::{Address, DriverConfig, DriverError, PlcDriver, ReadPlan, ReadResult, TagType};
+pub use drivers::simulated::{SimulatedConfig, SimulatedOptions, SimulatedPlc, Waveform};
 pub use engine::{
     Consumer, DriverFactory, EngineHandle, EngineOptions, GroupStatus, PollingEngine, StopOutcome,
     TriggerError, STOP_GRACE,
 };
-pub use simulated::{SimulatedOptions, SimulatedPlc, Waveform};
+pub use value::{DataType, WordOrder};

@@ -19,27 +19,16 @@ fn start(toml: &str) -> (PollingEngine, Polls) {
             reconnect_min: Duration::from_millis(20),
             reconnect_max: Duration::from_millis(40),
         },
-        &|plc: &PlcConfig| -> Box<dyn PlcDriver> {
-            match &plc.driver {
-                polling_engine::DriverConfig::Simulated(options) => Box::new(
-                    polling_engine::SimulatedPlc::new(&plc.plc_code, options.clone()),
-                ),
-            }
-        },
+        &|plc: &PlcConfig| -> Box<dyn PlcDriver> { plc.driver.open(&plc.plc_code) },
     );
     engine.start().expect("threads");
     (engine, polls)
 }
 
 fn wait_for_polls(polls: &Polls, count: usize) {
-    let started = Instant::now();
-    while polls.lock().unwrap().len() < count {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "waited for {count} polls"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    test_support::eventually(&format!("{count} polls"), || {
+        polls.lock().unwrap().len() >= count
+    });
 }
 
 fn fixed_group(interval_ms: u64, plc_options: &str) -> String {

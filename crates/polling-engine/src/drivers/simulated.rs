@@ -4,7 +4,25 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::driver::{DriverError, PlcDriver, ReadResult};
+use crate::driver::{Address, DriverConfig, DriverError, PlcDriver, ReadPlan, ReadResult, TagType};
+use crate::drivers::{DriverKind, Options};
+use crate::DataType;
+
+/// `driver = "simulated"`.
+pub const KIND: DriverKind = DriverKind {
+    name: "simulated",
+    options: &[
+        "latency_ms",
+        "fail_every",
+        "offline_after_ms",
+        "offline_for_ms",
+    ],
+    configure: |options| {
+        Ok(Arc::new(SimulatedConfig(SimulatedOptions::from_options(
+            options,
+        )?)))
+    },
+};
 
 /// Settings of a simulated PLC (the options of a `driver = "simulated"` entry).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -17,6 +35,51 @@ pub struct SimulatedOptions {
     pub offline_after: Option<Duration>,
     /// ... for this long (`offline_for_ms`).
     pub offline_for: Duration,
+}
+
+impl SimulatedOptions {
+    fn from_options(options: &Options<'_>) -> Result<Self, String> {
+        Ok(SimulatedOptions {
+            latency: options.millis("latency_ms", 0)?.unwrap_or_default(),
+            fail_every: options.integer("fail_every", 0, i64::MAX)?.unwrap_or(0) as u64,
+            offline_after: options.millis("offline_after_ms", 0)?,
+            offline_for: options.millis("offline_for_ms", 0)?.unwrap_or_default(),
+        })
+    }
+}
+
+/// A configured simulated PLC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimulatedConfig(pub SimulatedOptions);
+
+/// A simulated address: its text and the type asked for.
+#[derive(Clone, Debug)]
+struct SimulatedAddress {
+    data_type: DataType,
+}
+
+impl DriverConfig for SimulatedConfig {
+    fn driver_name(&self) -> &'static str {
+        "simulated"
+    }
+
+    fn parse_address(&self, text: &str, tag: &TagType) -> Result<Address, String> {
+        SimulatedPlc::check_address(text)?;
+        Ok(Address::new(
+            text,
+            SimulatedAddress {
+                data_type: tag.data_type.unwrap_or(DataType::Int16),
+            },
+        ))
+    }
+
+    fn plan(&self, addresses: &[Address]) -> ReadPlan {
+        ReadPlan::new(1, addresses.to_vec())
+    }
+
+    fn open(&self, plc_code: &Arc<str>) -> Box<dyn PlcDriver> {
+        Box::new(SimulatedPlc::new(plc_code, self.0.clone()))
+    }
 }
 
 /// The waveform an address follows, chosen from a hash of the address.
@@ -39,7 +102,7 @@ pub enum Waveform {
 /// let mut plc = SimulatedPlc::new("PLC01", SimulatedOptions::default());
 /// plc.connect().unwrap();
 /// let addresses: Vec<Arc<str>> = vec!["D100".into(), "D101".into()];
-/// let values = plc.read(&addresses).unwrap();
+/// let values = plc.read_addresses(&addresses).unwrap();
 /// assert!(values.iter().all(|v| v.as_ref().is_ok_and(|x| x.is_finite())));
 /// ```
 pub struct SimulatedPlc {
@@ -49,6 +112,7 @@ pub struct SimulatedPlc {
     connected: bool,
     requests: u64,
     walks: HashMap<Arc<str>, (fastrand::Rng, f64)>,
+    written: HashMap<Arc<str>, f64>,
 }
 
 impl SimulatedPlc {
@@ -61,6 +125,7 @@ impl SimulatedPlc {
             connected: false,
             requests: 0,
             walks: HashMap::new(),
+            written: HashMap::new(),
         }
     }
 
@@ -127,19 +192,10 @@ fn seed(address: &str) -> u64 {
     })
 }
 
-impl PlcDriver for SimulatedPlc {
-    fn connect(&mut self) -> Result<(), DriverError> {
-        if self.offline() {
-            return Err(DriverError::new(format!(
-                "{}: no answer (simulated outage)",
-                self.plc_code
-            )));
-        }
-        self.connected = true;
-        Ok(())
-    }
-
-    fn read(&mut self, addresses: &[Arc<str>]) -> ReadResult {
+impl SimulatedPlc {
+    /// Reads addresses given as text in one request (a value or error per address); an
+    /// address written before reads back what was written.
+    pub fn read_addresses(&mut self, addresses: &[Arc<str>]) -> ReadResult {
         if !self.connected {
             return Err(DriverError::new(format!(
                 "{}: not connected",
@@ -166,8 +222,54 @@ impl PlcDriver for SimulatedPlc {
         let seconds = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
         Ok(addresses
             .iter()
-            .map(|address| Ok(self.value(address, seconds)))
+            .map(|address| match self.written.get(address) {
+                Some(&value) => Ok(value),
+                None => Ok(self.value(address, seconds)),
+            })
             .collect())
+    }
+}
+
+impl PlcDriver for SimulatedPlc {
+    fn connect(&mut self) -> Result<(), DriverError> {
+        if self.offline() {
+            return Err(DriverError::new(format!(
+                "{}: no answer (simulated outage)",
+                self.plc_code
+            )));
+        }
+        self.connected = true;
+        Ok(())
+    }
+
+    fn read(&mut self, plan: &ReadPlan) -> ReadResult {
+        let Some(addresses) = plan.inner::<Vec<Address>>() else {
+            return Err(DriverError::Protocol(
+                "a read plan of another driver was given to the simulated driver".into(),
+            ));
+        };
+        let texts: Vec<Arc<str>> = addresses.iter().map(|a| Arc::clone(a.text())).collect();
+        let mut values = self.read_addresses(&texts)?;
+        for (value, address) in values.iter_mut().zip(addresses) {
+            let bool_tag = address
+                .parsed::<SimulatedAddress>()
+                .is_some_and(|a| a.data_type == DataType::Bool);
+            if let (Ok(v), true) = (value.as_mut(), bool_tag) {
+                *v = (v.round() as i64 % 2).abs() as f64;
+            }
+        }
+        Ok(values)
+    }
+
+    fn write(&mut self, address: &Address, value: f64) -> Result<(), DriverError> {
+        if !self.connected {
+            return Err(DriverError::new(format!(
+                "{}: not connected",
+                self.plc_code
+            )));
+        }
+        self.written.insert(Arc::clone(address.text()), value);
+        Ok(())
     }
 
     fn disconnect(&mut self) {
@@ -220,11 +322,11 @@ mod tests {
         );
         let names = addresses(&["D1", "D2"]);
         assert_eq!(
-            plc.read(&names).unwrap_err().to_string(),
+            plc.read_addresses(&names).unwrap_err().to_string(),
             "PLC07: not connected"
         );
         plc.connect().unwrap();
-        let outcomes: Vec<bool> = (0..6).map(|_| plc.read(&names).is_ok()).collect();
+        let outcomes: Vec<bool> = (0..6).map(|_| plc.read_addresses(&names).is_ok()).collect();
         assert_eq!(outcomes, [true, true, false, true, true, false]);
     }
 
@@ -245,6 +347,6 @@ mod tests {
             .contains("simulated outage"));
         std::thread::sleep(Duration::from_millis(120));
         plc.connect().unwrap();
-        assert!(plc.read(&addresses(&["D1"])).is_ok());
+        assert!(plc.read_addresses(&addresses(&["D1"])).is_ok());
     }
 }

@@ -1,0 +1,167 @@
+//! start_all with the bundled MELSEC and Modbus examples against real simulators
+//! (virtual-plc, pymodbus): the rows in SQLite hold exactly what the servers hold, and the
+//! handshake groups read on the PLC's trigger and write the ack.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use test_support::simulators::simulators;
+
+/// The bundled example with its port pointed at the simulator.
+fn example(name: &str, port_line: &str, port: u16, dir: &Path) {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config")
+            .join(name),
+    )
+    .expect("bundled example");
+    assert!(text.contains(port_line), "{name} has no {port_line:?}");
+    std::fs::write(
+        dir.join(name),
+        text.replace(port_line, &format!("port = {port}")),
+    )
+    .unwrap();
+}
+
+/// (tag, value, quality) of every row of `plc`.
+fn rows(db: &Path, plc: &str) -> Vec<(String, Option<f64>, String)> {
+    let connection = rusqlite::Connection::open(db).expect("open database");
+    let mut statement = connection
+        .prepare(
+            "SELECT tag_address, tag_value, quality FROM TAG_VALUES WHERE plc_code = ?1 \
+             ORDER BY timestamp, tag_address",
+        )
+        .unwrap();
+    statement
+        .query_map([plc], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn run_example(
+    name: &str,
+    port_line: &str,
+    port: u16,
+    wait: impl Fn(&serde_json::Value) -> bool,
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    example(name, port_line, port, dir.path());
+    let mut command = command("start_all", dir.path(), &[]);
+    command.args(["--config", name]);
+    let mut service = Running::spawn(command);
+    let base = service.base_url();
+    eventually("the groups to poll", || {
+        wait(&get_json(&format!("{base}/api/polling/status")))
+    });
+    service.signal(libc::SIGTERM);
+    let (exit, _) = service.wait_exit(Duration::from_secs(20));
+    assert!(exit.success(), "{}", service.output());
+    dir
+}
+
+fn check(rows: &[(String, Option<f64>, String)], expected: &[(&str, f64)]) {
+    assert!(!rows.is_empty());
+    for (tag, value, quality) in rows {
+        assert_eq!(quality, "GOOD", "{tag}");
+        let want = expected
+            .iter()
+            .find(|(t, _)| t == tag)
+            .unwrap_or_else(|| panic!("unexpected tag {tag}"))
+            .1;
+        assert_eq!(*value, Some(want), "{tag}");
+    }
+    for (tag, _) in expected {
+        assert!(rows.iter().any(|r| r.0 == *tag), "no row for {tag}");
+    }
+}
+
+#[test]
+fn start_all_polls_virtual_plc_with_the_melsec_example() {
+    let Some(sims) = simulators("start_all_polls_virtual_plc_with_the_melsec_example") else {
+        return;
+    };
+    // D110:D111 FLOAT32 -12.5 = 0xC1480000 (low word first); D120:D121 INT32 123456 =
+    // 0x0001E240; M100 (the trigger) already set: the handshake group reads at start.
+    let plc = sims.virtual_plc(
+        r#"{"D": {"100": [1, 65535, 300], "110": [0, 49480], "120": [57920, 1], "130": [55],
+                  "200": [7, 8, 9, 10]},
+            "W": {"26": [60000]}, "M": {"0": [1, 0], "100": [1]}, "X": {"31": [1]}}"#,
+        None,
+    );
+    let dir = run_example("melsec_example.toml", "port = 5000", plc.port(), |status| {
+        status["groups"][0]["polls"].as_u64() >= Some(2) && status["groups"][1]["polls"] == 1
+    });
+    let fixed: Vec<_> = rows(&dir.path().join("data/tag_values.db"), "MC_PLC01");
+    let expected = [
+        ("D100", 1.0),
+        ("D101", -1.0),
+        ("D102", 300.0),
+        ("D110", -12.5),
+        ("D120", 1234.56),
+        ("W1A", 60000.0),
+        ("D130", 55.0),
+        ("M0", 1.0),
+        ("M1", 0.0),
+        ("X1F", 1.0),
+        ("D200", 7.0),
+        ("D201", 8.0),
+        ("D202", 9.0),
+        ("D203", 10.0),
+    ];
+    check(&fixed, &expected);
+    // D130 has a deadband and did not move: one row although the group polled twice or more.
+    assert_eq!(fixed.iter().filter(|r| r.0 == "D130").count(), 1);
+    assert_eq!(
+        fixed.iter().filter(|r| r.0 == "D200").count(),
+        1,
+        "one handshake read"
+    );
+    assert!(fixed.iter().filter(|r| r.0 == "D100").count() >= 2);
+}
+
+#[test]
+fn start_all_polls_pymodbus_with_the_modbus_example() {
+    let Some(sims) = simulators("start_all_polls_pymodbus_with_the_modbus_example") else {
+        return;
+    };
+    // HR2:HR3 FLOAT32 2.5 = 0x40200000; HR10:HR11 UINT32 70000 = 0x00011170; IR5 = 650 ->
+    // 650 x 0.1 - 40 = 25; C0 (the trigger) set.
+    let server = sims.pymodbus(
+        r#"{"hr": {"0": 11, "1": 65535, "2": 16416, "3": 0, "10": 1, "11": 4464,
+                   "20": 5, "21": 6, "22": 7},
+            "ir": {"5": 650}, "co": {"0": true, "12": true}, "di": {"1": true}}"#,
+    );
+    let dir = run_example(
+        "modbus_example.toml",
+        "port = 502",
+        server.port(),
+        |status| {
+            status["groups"][0]["polls"].as_u64() >= Some(2) && status["groups"][1]["polls"] == 1
+        },
+    );
+    let all = rows(&dir.path().join("data/tag_values.db"), "MB_PLC01");
+    check(
+        &all,
+        &[
+            ("HR0", 11.0),
+            ("HR1", -1.0),
+            ("HR2", 2.5),
+            ("40011", 70000.0),
+            ("IR5", 25.0),
+            ("C12", 1.0),
+            ("DI1", 1.0),
+            ("HR20", 5.0),
+            ("HR21", 6.0),
+            ("HR22", 7.0),
+        ],
+    );
+    assert_eq!(
+        all.iter().filter(|r| r.0 == "HR20").count(),
+        1,
+        "one handshake read"
+    );
+}

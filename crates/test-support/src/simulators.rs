@@ -1,0 +1,295 @@
+//! The real PLC simulators, which neither we nor our drivers' libraries wrote: `virtual-plc`
+//! (Mitsubishi MC protocol 3E/4E) and `pymodbus` (Modbus TCP), installed on demand into a
+//! Python virtualenv under `target/plc-simulators/` and started on free loopback ports.
+//!
+//! Without Python (with venv support) or the packages, [`simulators`] returns `None` after
+//! printing a loud SKIPPED banner, except when `REQUIRE_PLC_SIMULATORS=1` (CI), where it
+//! panics: a CI machine that silently skipped these tests would prove nothing.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The packages, pinned so that every machine tests against the same servers.
+pub const PACKAGES: &[&str] = &[
+    "virtual-plc==0.3.0",
+    "pymodbus==3.16.1",
+    "pymcprotocol==0.3.0",
+];
+
+/// The variable that turns a skip into a failure.
+pub const REQUIRE: &str = "REQUIRE_PLC_SIMULATORS";
+
+const MODBUS_SERVER: &str = include_str!("modbus_server.py");
+
+/// The virtualenv with the simulators installed.
+#[derive(Debug)]
+pub struct Simulators {
+    python: PathBuf,
+    dir: PathBuf,
+}
+
+static SETUP: OnceLock<Result<Simulators, String>> = OnceLock::new();
+static INSTALL: Mutex<()> = Mutex::new(());
+
+/// The simulators, installing them on first use; `None` (after a loud banner naming `test`)
+/// when they cannot be had and `REQUIRE_PLC_SIMULATORS` is not `1`.
+pub fn simulators(test: &str) -> Option<&'static Simulators> {
+    let setup = SETUP.get_or_init(|| {
+        let _guard = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+        install()
+    });
+    match setup {
+        Ok(simulators) => Some(simulators),
+        Err(why) if std::env::var(REQUIRE).as_deref() == Ok("1") => {
+            panic!("{REQUIRE}=1 but the PLC simulators are unavailable: {why}")
+        }
+        Err(why) => {
+            eprintln!(
+                "\n==================== SKIPPED {test} ====================\n\
+                 The PLC simulators (virtual-plc, pymodbus) are unavailable: {why}\n\
+                 Install python3 with venv support (Debian: python3-venv); CI sets {REQUIRE}=1.\n\
+                 ==========================================================\n"
+            );
+            None
+        }
+    }
+}
+
+fn install() -> Result<Simulators, String> {
+    let dir = crate::target_dir().join("plc-simulators");
+    let venv = dir.join("venv");
+    let python = venv.join(if cfg!(windows) {
+        "Scripts/python.exe"
+    } else {
+        "bin/python"
+    });
+    let marker = venv.join("installed.txt");
+    let wanted = PACKAGES.join("\n");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) && python.exists()
+    {
+        return finish(python, dir);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let _ = std::fs::remove_dir_all(&venv);
+    let base = ["python3", "python"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .ok_or("no python3 on PATH")?;
+    run(
+        Command::new(base).args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv",
+    )?;
+    let mut pip = Command::new(&python);
+    pip.args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
+        .args(PACKAGES);
+    run(&mut pip, "pip install")?;
+    std::fs::write(&marker, wanted)
+        .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+    finish(python, dir)
+}
+
+fn finish(python: PathBuf, dir: PathBuf) -> Result<Simulators, String> {
+    let script = dir.join("modbus_server.py");
+    std::fs::write(&script, MODBUS_SERVER)
+        .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+    Ok(Simulators { python, dir })
+}
+
+fn run(command: &mut Command, what: &str) -> Result<(), String> {
+    let output = command
+        .output()
+        .map_err(|e| format!("{what}: cannot run: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+    Err(format!(
+        "{what} failed ({}): {}",
+        output.status,
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    ))
+}
+
+/// A running simulator; killed when dropped.
+pub struct Simulator {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+    _files: tempfile_dir::TempDir,
+}
+
+impl Simulator {
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What it printed so far.
+    pub fn log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .join("\n")
+    }
+
+    /// Kills it (a PLC that dies mid-run).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Simulators {
+    /// Starts `virtual-plc` (profile Q, 3E binary) seeded with `seed` (its JSON memory
+    /// snapshot: `{"D": {"100": [1, 2]}, "M": {"0": [1, 0]}}`) and an optional fault plan.
+    pub fn virtual_plc(&self, seed: &str, fault_plan: Option<&str>) -> Simulator {
+        let files = tempfile_dir::TempDir::new(&self.dir);
+        let seed_path = files.path().join("seed.json");
+        std::fs::write(&seed_path, seed).expect("write the seed");
+        let mut command = Command::new(&self.python);
+        command
+            .args([
+                "-m",
+                "virtual_plc",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--init",
+            ])
+            .arg(&seed_path);
+        if let Some(plan) = fault_plan {
+            let plan_path = files.path().join("faults.json");
+            std::fs::write(&plan_path, plan).expect("write the fault plan");
+            command.arg("--fault-plan").arg(&plan_path);
+        }
+        spawn(command, files)
+    }
+
+    /// Starts a pymodbus TCP server (unit 1; 1000 of each table) seeded with `seed`:
+    /// `{"hr": {"0": 11}, "ir": {...}, "co": {"3": true}, "di": {...}}`.
+    pub fn pymodbus(&self, seed: &str) -> Simulator {
+        self.pymodbus_on(seed, 0)
+    }
+
+    /// [`pymodbus`](Self::pymodbus) on a given port (0: a free one), e.g. to restart a
+    /// killed server where its clients expect it.
+    pub fn pymodbus_on(&self, seed: &str, port: u16) -> Simulator {
+        let files = tempfile_dir::TempDir::new(&self.dir);
+        let seed_path = files.path().join("seed.json");
+        std::fs::write(&seed_path, seed).expect("write the seed");
+        let mut command = Command::new(&self.python);
+        command
+            .arg(self.dir.join("modbus_server.py"))
+            .arg(&seed_path)
+            .arg(port.to_string());
+        spawn(command, files)
+    }
+
+    /// The virtualenv's python (for a pymcprotocol client script, say).
+    pub fn python(&self) -> &Path {
+        &self.python
+    }
+}
+
+/// Starts `command` and waits for its "listening on 127.0.0.1:PORT" line.
+fn spawn(mut command: Command, files: tempfile_dir::TempDir) -> Simulator {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("start the simulator");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    for pipe in [
+        stdout.map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        stderr.map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+    }
+    let started = Instant::now();
+    let port = loop {
+        let found = log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find_map(|line| {
+                let rest = line.split("listening on 127.0.0.1:").nth(1)?;
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse::<u16>().ok()
+            });
+        if let Some(port) = found {
+            break port;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the simulator exited ({status}) before listening:\n{}",
+                log.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the simulator did not listen within 60 s:\n{}",
+            log.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Simulator {
+        child,
+        port,
+        log,
+        _files: files,
+    }
+}
+
+/// A directory removed on drop (to keep this crate free of dependencies).
+mod tempfile_dir {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    pub struct TempDir(PathBuf);
+
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+
+    impl TempDir {
+        pub fn new(parent: &Path) -> TempDir {
+            let n = NEXT.fetch_add(1, Ordering::SeqCst);
+            let path = parent.join(format!("run-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&path).expect("create a simulator folder");
+            TempDir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
