@@ -27,7 +27,9 @@ fn main() {
             args.get(3).and_then(|n| n.parse().ok()).unwrap_or(10_000),
         ),
         _ => {
-            eprintln!("usage: polling_bench cost [SECONDS] | throughput [SECONDS [TAGS_PER_GROUP]]");
+            eprintln!(
+                "usage: polling_bench cost [SECONDS] | throughput [SECONDS [TAGS_PER_GROUP]]"
+            );
             std::process::exit(2);
         }
     }
@@ -141,7 +143,10 @@ fn cost(seconds: u64) {
     engine.stop();
     report_plan(&engine, tags);
     let errors: u64 = engine.handle().status().iter().map(|g| g.errors).sum();
-    println!("{groups} groups x {tags} tags at 1 s for {:.1} s: {polled} values, {errors} errors", wall.as_secs_f64());
+    println!(
+        "{groups} groups x {tags} tags at 1 s for {:.1} s: {polled} values, {errors} errors",
+        wall.as_secs_f64()
+    );
     if let (Some(a), Some(b)) = (cpu0, cpu1) {
         let cpu = b - a;
         println!(
