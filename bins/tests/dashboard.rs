@@ -127,6 +127,10 @@ fn the_dashboard_shows_the_api_figures_in_a_real_browser() {
         metrics["buffer"]["overflow_count"].to_string()
     );
     assert_eq!(
+        raw(&dom, "buffer-spilled"),
+        metrics["buffer"]["spilled_count"].to_string()
+    );
+    assert_eq!(
         raw(&dom, "writer-failed-writes"),
         metrics["writer"]["failed_writes"].to_string()
     );

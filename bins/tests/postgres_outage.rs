@@ -27,15 +27,9 @@ fn rows(pg: &PgCluster) -> (i64, i64) {
     (row.get(0), row.get(1))
 }
 
+/// The PostgreSQL sink at `url` with `extra` settings; everything else at its default.
 fn pg_env<'a>(url: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut env = vec![
-        ("SINK", "postgres"),
-        ("POSTGRES_URL", url),
-        ("ORACLE_POOL_TIMEOUT", "1"),
-        ("ORACLE_POOL_MIN", "1"),
-        ("OFFLINE_PROBE_MAX_SEC", "2"),
-        ("BUFFER_WRITE_INTERVAL_SEC", "0.2"),
-    ];
+    let mut env = vec![("SINK", "postgres"), ("POSTGRES_URL", url)];
     env.extend_from_slice(extra);
     env
 }
@@ -56,66 +50,84 @@ fn wait_until_settled(base: &str, ingested: u64) {
     });
 }
 
-/// Ingest at 1,000 values/s; stop the server for 6 s mid-stream, far longer than the retry
-/// schedule; start it again. Every value ends in the table exactly once, none overflowed,
-/// no backup file is left, even though the buffer (3,000) is smaller than what the spec's
-/// retry-each-batch design would have needed.
-#[test]
-fn an_outage_mid_stream_loses_nothing_and_leaves_no_backup_behind() {
-    let Some(pg) = PgCluster::start() else { return };
-    create_table(&pg);
-    let url = pg.url();
-    let capacity = 3_000.0;
-    let (rate, outage_secs, retry_base) = (1_000.0, 6.0, 0.2);
-    // The spec's design retries every failed 500-value batch for 0.2 + 0.4 + 0.8 s, so during
-    // the outage it drains at most 500 / 1.4 s; the rest piles up in the buffer.
-    let spec_backlog = (rate - 500.0 / (retry_base * 7.0)) * outage_secs;
-    assert!(
-        spec_backlog > capacity,
-        "the spec's design would not overflow: {spec_backlog}"
-    );
+/// The user's settings for these drills: the PostgreSQL sink and a buffer smaller than
+/// 7 s of input at 1,000 values/s; everything else (retry delays 1, 2, 4 s, pool, probes,
+/// spill mark) at its default.
+fn default_env(url: &str) -> Vec<(&str, &str)> {
+    pg_env(url, &[("BUFFER_MAX_SIZE", "5000")])
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let env = pg_env(
-        &url,
-        &[
-            ("BUFFER_MAX_SIZE", "3000"),
-            ("ORACLE_RETRY_BASE_DELAY", "0.2"),
-        ],
-    );
-    let mut service = Running::spawn(command("start_buffer_writer", dir.path(), &env));
-    let base = service.base_url();
+/// Posts 100 values every 100 ms (1,000 values/s) for `ticks` ticks, calling `at_tick` before
+/// each post; returns how many were sent. Every post must be accepted.
+fn ingest_at_1000_per_second(base: &str, ticks: u32, mut at_tick: impl FnMut(u32)) -> usize {
     let ingest = format!("{base}/api/buffer/ingest");
     let started = Instant::now();
     let mut sent = 0;
-    let mut saw_offline = false;
-    let (mut stopped, mut restarted) = (false, false);
-    // 100 values every 100 ms for 12 s; the server is down from 2 s to 8 s.
-    for tick in 0..120 {
-        let due = started + Duration::from_millis(100 * tick);
+    for tick in 0..ticks {
+        let due = started + Duration::from_millis(100 * u64::from(tick));
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        if tick == 20 && !stopped {
-            pg.stop();
-            stopped = true;
-        }
-        if tick == 80 && !restarted {
-            pg.start_again();
-            restarted = true;
-        }
+        at_tick(tick);
         let (status, body) = post(&ingest, &ingest_body(sent, 100));
         assert_eq!(status, 200, "{body}");
         sent += 100;
-        if tick % 10 == 0 && metrics(&base)["offline"]["online"] == false {
+    }
+    sent
+}
+
+fn csv_files(dir: &std::path::Path) -> Vec<String> {
+    files_in(dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".csv"))
+        .collect()
+}
+
+/// The issue's drill with the spec's default retry delays: 1,000 values/s for 30 s, a
+/// buffer of 5,000 (less than the 7 s of input the retries of one batch take), and the
+/// server down for 21 s, three times the retry schedule. While the first failing batch waits
+/// for its retries, values past 80 % of the buffer spill to the backup spool; then the writer
+/// is offline and spools batches; when the server is back everything is replayed. Every value
+/// ends in the table exactly once, none is displaced, no backup file is left behind.
+#[test]
+fn a_long_outage_with_the_default_retry_delays_loses_nothing() {
+    let Some(pg) = PgCluster::start() else { return };
+    create_table(&pg);
+    let url = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let env = default_env(&url);
+    let mut service = Running::spawn(command("start_buffer_writer", dir.path(), &env));
+    let base = service.base_url();
+    let mut saw_offline = false;
+    // The server is down from 3 s to 24 s.
+    let sent = ingest_at_1000_per_second(&base, 300, |tick| {
+        if tick == 30 {
+            pg.stop();
+        }
+        if tick == 240 {
+            pg.start_again();
+        }
+        if tick % 10 == 5 && metrics(&base)["offline"]["online"] == false {
             saw_offline = true;
         }
-    }
+    });
     assert!(saw_offline, "never went offline:\n{}", service.output());
     wait_until_settled(&base, sent as u64);
     let m = metrics(&base);
     assert_eq!(m["buffer"]["overflow_count"], 0, "{m}");
-    assert!(m["offline"]["replayed_rows"].as_u64().unwrap() > 0, "{m}");
+    let spilled = m["accounting"]["spilled"].as_u64().unwrap();
+    assert!(spilled > 0, "{m}");
+    assert_eq!(m["buffer"]["spilled_count"], spilled, "{m}");
+    assert_eq!(m["accounting"]["balanced"], true, "{m}");
+    let backed_up = m["accounting"]["backed_up"].as_u64().unwrap();
+    assert_eq!(m["offline"]["replayed_rows"], spilled + backed_up, "{m}");
+    let (_, prometheus) = get(&format!("{base}/metrics"));
+    assert!(
+        prometheus.contains(&format!(
+            "buffer_oracle_writer_rows_spilled_total {spilled}\n"
+        )),
+        "{prometheus}"
+    );
     service.signal(libc::SIGINT);
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
     assert_eq!(
@@ -123,16 +135,159 @@ fn an_outage_mid_stream_loses_nothing_and_leaves_no_backup_behind() {
         (sent as i64, sent as i64),
         "rows and distinct keys"
     );
-    let backup = dir.path().join("backup");
-    let pending: Vec<String> = files_in(&backup)
-        .into_iter()
-        .filter(|n| n.ends_with(".csv"))
-        .collect();
+    let pending = csv_files(&dir.path().join("backup"));
     assert!(pending.is_empty(), "{pending:?}");
     let log = service.output();
-    for line in ["going offline", "reachable again: back online", "Replayed "] {
+    for line in [
+        "Retrying in 1.0 seconds...",
+        "Retrying in 2.0 seconds...",
+        "Retrying in 4.0 seconds...",
+        "A batch is waiting for its retry and the buffer is past 4000 of 5000 values",
+        "going offline",
+        "reachable again: back online",
+        "Replayed ",
+        &format!("spilled to backup during retries: {spilled}"),
+    ] {
         assert!(log.contains(line), "no {line:?} in\n{log}");
     }
+    eprintln!(
+        "drill: {sent} values ingested, {spilled} spilled, {backed_up} backed up while offline, \
+         0 overflow, {} rows in the table",
+        rows(&pg).0
+    );
+}
+
+/// An outage shorter than the retry window and small enough for the buffer: the spec's
+/// behaviour exactly. The failing batch is retried and written; nothing is spilled or backed
+/// up, no backup file is made.
+#[test]
+fn a_short_outage_is_retried_and_written_with_nothing_spilled() {
+    let Some(pg) = PgCluster::start() else { return };
+    create_table(&pg);
+    let url = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let env = default_env(&url);
+    let mut service = Running::spawn(command("start_buffer_writer", dir.path(), &env));
+    let base = service.base_url();
+    let lines = service.lines.clone();
+    let mut restarted = false;
+    // The server stops at 2 s and starts again as soon as a batch has failed once.
+    let sent = ingest_at_1000_per_second(&base, 100, |tick| {
+        if tick == 20 {
+            pg.stop();
+        }
+        if tick > 20
+            && !restarted
+            && lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("Retrying in 1.0 seconds..."))
+        {
+            pg.start_again();
+            restarted = true;
+        }
+    });
+    assert!(restarted, "no batch failed:\n{}", service.output());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(metrics(&base)["accounting"]["written"] == sent
+        && metrics(&base)["accounting"]["in_flight"] == 0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not all written: {}\n{}",
+            metrics(&base),
+            service.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let m = metrics(&base);
+    assert_eq!(m["accounting"]["spilled"], 0, "{m}");
+    assert_eq!(m["accounting"]["backed_up"], 0, "{m}");
+    assert_eq!(m["buffer"]["overflow_count"], 0, "{m}");
+    assert_eq!(m["offline"]["online"], true, "{m}");
+    assert!(m["writer"]["failed_writes"].as_u64().unwrap() >= 1, "{m}");
+    service.signal(libc::SIGINT);
+    assert!(service.wait_exit(Duration::from_secs(10)).0.success());
+    assert_eq!(rows(&pg), (sent as i64, sent as i64));
+    let backup = dir.path().join("backup");
+    assert!(files_in(&backup).is_empty(), "{:?}", files_in(&backup));
+    let log = service.output();
+    assert!(!log.contains("going offline"), "{log}");
+    assert!(log.contains("Batch written successfully"), "{log}");
+}
+
+/// The same drill with the backup directory failing too (replaced by a file, as a failed
+/// disk looks): spills fail and are put back, the full buffer displaces its oldest values,
+/// the overflow is counted and logged with what it means, and the accounting still balances.
+#[test]
+fn a_long_outage_with_a_failed_backup_disk_counts_and_logs_the_overflow() {
+    let Some(pg) = PgCluster::start() else { return };
+    create_table(&pg);
+    let url = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let env = default_env(&url);
+    let mut service = Running::spawn(command("start_buffer_writer", dir.path(), &env));
+    let base = service.base_url();
+    let backup = dir.path().join("backup");
+    let moved = dir.path().join("backup.moved");
+    // Down from 2 s to 14 s, the disk failed from 1.5 s to 13 s.
+    let sent = ingest_at_1000_per_second(&base, 200, |tick| {
+        if tick == 15 {
+            std::fs::rename(&backup, &moved).unwrap();
+            std::fs::write(&backup, "a failed disk").unwrap();
+        }
+        if tick == 20 {
+            pg.stop();
+        }
+        if tick == 130 {
+            std::fs::remove_file(&backup).unwrap();
+            std::fs::rename(&moved, &backup).unwrap();
+        }
+        if tick == 140 {
+            pg.start_again();
+        }
+    });
+    eventually("everything settled", || {
+        let m = metrics(&base);
+        m["accounting"]["buffered"] == 0
+            && m["accounting"]["in_flight"] == 0
+            && m["offline"]["online"] == true
+            && m["backup"]["file_count"] == 0
+    });
+    let m = metrics(&base);
+    let overflow = m["buffer"]["overflow_count"].as_u64().unwrap();
+    assert!(overflow > 0, "{m}");
+    assert_eq!(m["accounting"]["accepted"], sent, "{m}");
+    assert_eq!(m["accounting"]["balanced"], true, "{m}");
+    let (_, prometheus) = get(&format!("{base}/metrics"));
+    assert!(
+        prometheus.contains(&format!(
+            "buffer_oracle_writer_buffer_overflow_total {overflow}\n"
+        )),
+        "{prometheus}"
+    );
+    service.signal(libc::SIGINT);
+    assert!(service.wait_exit(Duration::from_secs(10)).0.success());
+    assert_eq!(
+        rows(&pg).0 as u64,
+        sent as u64 - overflow,
+        "every value not displaced is in the table"
+    );
+    let log = service.output();
+    for line in [
+        "CSV backup failed while spilling",
+        "Buffer overflow: discarded oldest data (overflow_count=",
+        "so this means the backup directory failed or is full too",
+        &format!("  Overflow count: {overflow}"),
+    ] {
+        assert!(log.contains(line), "no {line:?} in\n{log}");
+    }
+    eprintln!(
+        "drill with a failed disk: {sent} values ingested, {overflow} overflow, {} rows in the \
+         table",
+        rows(&pg).0
+    );
 }
 
 /// A backend killed while its batch is being inserted: the batch is retried on a new
@@ -150,7 +305,7 @@ fn a_connection_killed_mid_batch_is_retried_without_loss_or_duplicates() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = pg.url();
-    let env = pg_env(&url, &[("ORACLE_RETRY_BASE_DELAY", "0.1")]);
+    let env = pg_env(&url, &[]);
     let mut service = Running::spawn(command("start_buffer_writer", dir.path(), &env));
     let base = service.base_url();
     for chunk in 0..10 {
@@ -197,13 +352,7 @@ fn the_server_down_at_start_up_and_a_failed_backup_disk_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let url = pg.url();
     // Every append starts a new backup file, so a failed disk shows at the next batch.
-    let env = pg_env(
-        &url,
-        &[
-            ("ORACLE_RETRY_BASE_DELAY", "0.1"),
-            ("BACKUP_ROTATE_BYTES", "1"),
-        ],
-    );
+    let env = pg_env(&url, &[("BACKUP_ROTATE_BYTES", "1")]);
     let mut service = Running::spawn(command("start_buffer_writer", dir.path(), &env));
     let base = service.base_url();
     service.wait_for_line("PostgreSQL is not reachable yet");
@@ -270,7 +419,6 @@ fn shutdown_while_offline_backs_up_everything_and_replay_backup_loads_it() {
     let env = pg_env(
         &url,
         &[
-            ("ORACLE_RETRY_BASE_DELAY", "0.1"),
             ("BUFFER_BATCH_THRESHOLD", "100000"),
             ("BUFFER_WRITE_INTERVAL_SEC", "3600"),
         ],

@@ -1,7 +1,8 @@
 //! Loads backup files into the configured database by hand: the files named, or every
 //! pending file in BACKUP_DIR, oldest first. Each file moves to `replayed/` once all its rows
-//! are stored; rows the database refuses go to a rejected file. Safe to run again on a file
-//! that was partly replayed: rows already stored count as duplicates.
+//! are stored; rows the database refuses go to a rejected file, lines that do not read back
+//! (torn, damaged) to a quarantine file. Safe to run again on a file that was partly
+//! replayed: rows already stored count as duplicates.
 //!
 //! Only backup files inside BACKUP_DIR are replayed (and then moved): a named file must be a
 //! regular `backup_*.csv` file there, after symlinks are resolved. A file from elsewhere is
@@ -105,12 +106,13 @@ fn main() -> ExitCode {
             match result {
                 Ok(tally) => {
                     println!(
-                        "Replayed {}: {} rows ({} written, {} already stored, {} rejected)",
+                        "Replayed {}: {} rows ({} written, {} already stored, {} rejected){}",
                         path.display(),
                         tally.rows,
                         tally.written,
                         tally.duplicates,
-                        tally.rejected
+                        tally.rejected,
+                        quarantined(&tally)
                     );
                     total.add(tally);
                     replayed += 1;
@@ -195,8 +197,12 @@ fn import(backup: &BackupWriter, path: &Path) -> Result<PathBuf, String> {
 
 fn print_total(files: usize, total: &ReplayTally, skipped: &[(PathBuf, String)]) {
     println!(
-        "Replayed {files} files: {} rows ({} written, {} already stored, {} rejected)",
-        total.rows, total.written, total.duplicates, total.rejected
+        "Replayed {files} files: {} rows ({} written, {} already stored, {} rejected){}",
+        total.rows,
+        total.written,
+        total.duplicates,
+        total.rejected,
+        quarantined(total)
     );
     if !skipped.is_empty() {
         println!(
@@ -206,5 +212,13 @@ fn print_total(files: usize, total: &ReplayTally, skipped: &[(PathBuf, String)])
         for (path, reason) in skipped {
             println!("  {}: {reason}", path.display());
         }
+    }
+}
+
+/// "; N bad lines moved to quarantine_*.csv" when files had lines that do not read back.
+fn quarantined(tally: &ReplayTally) -> String {
+    match tally.quarantined {
+        0 => String::new(),
+        n => format!("; {n} bad lines moved to quarantine_*.csv (see the log)"),
     }
 }

@@ -184,8 +184,8 @@ fn main() -> ExitCode {
         accounting.written, accounting.duplicates
     );
     println!(
-        "  backed up: {}, rejected: {}",
-        accounting.backed_up, accounting.rejected
+        "  backed up: {}, spilled: {}, rejected: {}",
+        accounting.backed_up, accounting.spilled, accounting.rejected
     );
     println!(
         "  write latency: avg {:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

@@ -178,7 +178,8 @@ fn write_value<W: io::Write>(
 ///
 /// Columns are found by header name, so a file whose columns were reordered (say, by a
 /// spreadsheet) still reads; `insertion_attempt_time` and any extra columns are optional.
-/// A malformed row is an error naming the file, line and column.
+/// A malformed row is an error naming the file, line and column. To read past bad lines
+/// instead, use [`read_backup_lenient`].
 pub fn read_backup(path: &Path) -> Result<Vec<TagValue>, BackupError> {
     let file = std::fs::File::open(path).map_err(|source| BackupError::Read {
         path: path.to_owned(),
@@ -187,95 +188,229 @@ pub fn read_backup(path: &Path) -> Result<Vec<TagValue>, BackupError> {
     read_csv(file, path)
 }
 
-/// Reads backup CSV from any reader; `path` is used only in error messages.
-pub fn read_csv<R: io::Read>(input: R, path: &Path) -> Result<Vec<TagValue>, BackupError> {
-    let malformed = |line: u64, reason: String| BackupError::Malformed {
-        path: path.to_owned(),
-        line,
-        reason,
-    };
-    let mut reader = csv::ReaderBuilder::new().from_reader(input);
-    let headers = reader
-        .byte_headers()
-        .map_err(|error| csv_error(path, error))?
-        .clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name.as_bytes())
-            .ok_or_else(|| malformed(1, format!("the header has no {name} column")))
-    };
-    let columns = [
-        column("timestamp")?,
-        column("plc_code")?,
-        column("tag_address")?,
-        column("tag_value")?,
-        column("quality")?,
-    ];
-    let attempt_column = column("insertion_attempt_time").ok();
-
-    let mut interner = Interner::default();
-    let mut values = Vec::new();
-    let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(error) => return Err(csv_error(path, error)),
-        }
-        let line = record.position().map_or(0, csv::Position::line);
-        let field = |index: usize| record.get(index).unwrap_or_default();
-        let [timestamp, plc_code, tag_address, tag_value, quality] = columns.map(field);
-
-        let timestamp = parse_timestamp(timestamp).map_err(|e| malformed(line, e.to_string()))?;
-        let tag_value = match tag_value {
-            "" => None,
-            text => Some(
-                text.parse::<f64>()
-                    .map_err(|_| malformed(line, format!("tag_value {text:?} is not a number")))?,
-            ),
-        };
-        let quality: Quality = quality
-            .parse()
-            .map_err(|e: tag_model::TagValueError| malformed(line, e.to_string()))?;
-        if let Some(index) = attempt_column {
-            let attempt = field(index);
-            if !attempt.is_empty() {
-                parse_timestamp(attempt)
-                    .map_err(|e| malformed(line, format!("insertion_attempt_{e}")))?;
-            }
-        }
-        let value = TagValue::new(
-            timestamp,
-            interner.get(restore(plc_code)),
-            interner.get(restore(tag_address)),
-            tag_value,
-            quality,
-        )
-        .map_err(|e| malformed(line, e.to_string()))?;
-        values.push(value);
+/// Reads backup CSV from any reader; `path` is used only in error messages. The first
+/// malformed row (or a header without the needed columns) is an error.
+pub fn read_csv<R: io::Read>(mut input: R, path: &Path) -> Result<Vec<TagValue>, BackupError> {
+    let mut bytes = Vec::new();
+    input
+        .read_to_end(&mut bytes)
+        .map_err(|source| BackupError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    let contents = parse(&bytes, path, true)?;
+    match contents.bad_lines.into_iter().next() {
+        Some(bad) => Err(BackupError::Malformed {
+            path: path.to_owned(),
+            line: bad.line,
+            reason: bad.reason,
+        }),
+        None => Ok(contents.values),
     }
-    Ok(values)
 }
 
+/// A line of a backup file that does not read back as a value: torn by a crash or a full
+/// disk, or damaged by hand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadLine {
+    /// The 1-based line number where the record starts.
+    pub line: u64,
+    /// The record's bytes as they are in the file (a torn last line has no line break).
+    pub raw: Vec<u8>,
+    /// What is wrong, naming the column.
+    pub reason: String,
+}
+
+/// A backup file read past its bad lines.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BackupContents {
+    /// The rows that read back, in file order.
+    pub values: Vec<TagValue>,
+    /// The lines that did not, in file order.
+    pub bad_lines: Vec<BadLine>,
+    /// The header line to put above the bad lines in a quarantine file (the file's own when
+    /// it had a usable one, else the standard [`BACKUP_HEADER`]), with its line break.
+    pub header: Vec<u8>,
+}
+
+/// Reads a backup file, keeping every row that reads back and setting aside every line that
+/// does not, with its line number and reason; only I/O is an error. A file whose header is
+/// damaged or missing is read with the standard column order, its first line as a row.
+pub fn read_backup_lenient(path: &Path) -> Result<BackupContents, BackupError> {
+    let bytes = std::fs::read(path).map_err(|source| BackupError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    read_csv_lenient(&bytes, path)
+}
+
+/// [`read_backup_lenient`] over bytes in memory; `path` is used only in messages.
+pub fn read_csv_lenient(bytes: &[u8], path: &Path) -> Result<BackupContents, BackupError> {
+    parse(bytes, path, false)
+}
+
+/// Where the columns are.
+struct Layout {
+    /// timestamp, plc_code, tag_address, tag_value, quality.
+    columns: [usize; 5],
+    attempt: Option<usize>,
+    /// Fields per row.
+    width: usize,
+}
+
+impl Layout {
+    fn standard() -> Self {
+        Layout {
+            columns: [0, 1, 2, 3, 4],
+            attempt: Some(5),
+            width: BACKUP_HEADER.len(),
+        }
+    }
+
+    /// The layout a header names, or the first column it lacks.
+    fn from_header(header: &csv::ByteRecord) -> Result<Self, &'static str> {
+        let column =
+            |name: &'static str| header.iter().position(|h| h == name.as_bytes()).ok_or(name);
+        Ok(Layout {
+            columns: [
+                column("timestamp")?,
+                column("plc_code")?,
+                column("tag_address")?,
+                column("tag_value")?,
+                column("quality")?,
+            ],
+            attempt: column("insertion_attempt_time").ok(),
+            width: header.len(),
+        })
+    }
+}
+
+/// The one reader behind the strict and the lenient entry points. `strict`: a header
+/// without the needed columns is an error rather than a reason to assume the standard
+/// layout. Bad rows are collected either way; the strict caller stops at the first.
+fn parse(bytes: &[u8], path: &Path, strict: bool) -> Result<BackupContents, BackupError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut record = csv::ByteRecord::new();
+    let mut contents = BackupContents::default();
+    let mut interner = Interner::default();
+    let mut start = reader.position().clone();
+    let mut layout = None;
+    loop {
+        let more = reader
+            .read_byte_record(&mut record)
+            .map_err(|error| csv_error(path, error))?;
+        let end = reader.position().clone();
+        if !more {
+            break;
+        }
+        let line = record.position().map_or(start.line(), csv::Position::line);
+        let raw = &bytes[record.position().map_or(start.byte(), csv::Position::byte) as usize
+            ..end.byte() as usize];
+        start = end;
+        if layout.is_none() {
+            match Layout::from_header(&record) {
+                Ok(found) => {
+                    contents.header = with_line_break(raw);
+                    layout = Some(found);
+                    continue;
+                }
+                Err(missing) if strict => {
+                    return Err(BackupError::Malformed {
+                        path: path.to_owned(),
+                        line: 1,
+                        reason: format!("the header has no {missing} column"),
+                    })
+                }
+                // No usable header: the standard layout, and this line is a row.
+                Err(_) => {}
+            }
+        }
+        let columns = layout.get_or_insert_with(Layout::standard);
+        match parse_row(&record, columns, &mut interner) {
+            Ok(value) => contents.values.push(value),
+            Err(reason) => contents.bad_lines.push(BadLine {
+                line,
+                raw: raw.to_vec(),
+                reason,
+            }),
+        }
+    }
+    if layout.is_none() && strict {
+        return Err(BackupError::Malformed {
+            path: path.to_owned(),
+            line: 1,
+            reason: "the header has no timestamp column".into(),
+        });
+    }
+    if contents.header.is_empty() {
+        contents.header = format!("{}\n", BACKUP_HEADER.join(",")).into_bytes();
+    }
+    Ok(contents)
+}
+
+fn with_line_break(raw: &[u8]) -> Vec<u8> {
+    let mut line = raw.to_vec();
+    if !line.ends_with(b"\n") {
+        line.push(b'\n');
+    }
+    line
+}
+
+/// One data row, or what is wrong with it.
+fn parse_row(
+    record: &csv::ByteRecord,
+    layout: &Layout,
+    interner: &mut Interner,
+) -> Result<TagValue, String> {
+    if record.len() != layout.width {
+        return Err(format!(
+            "{} fields where the header has {}",
+            record.len(),
+            layout.width
+        ));
+    }
+    let field = |index: usize| -> Result<&str, String> {
+        std::str::from_utf8(record.get(index).unwrap_or_default())
+            .map_err(|error| format!("invalid UTF-8: {error}"))
+    };
+    let [timestamp, plc_code, tag_address, tag_value, quality] = layout.columns;
+    let timestamp = parse_timestamp(field(timestamp)?).map_err(|e| e.to_string())?;
+    let tag_value = match field(tag_value)? {
+        "" => None,
+        text => Some(
+            text.parse::<f64>()
+                .map_err(|_| format!("tag_value {text:?} is not a number"))?,
+        ),
+    };
+    let quality: Quality = field(quality)?
+        .parse()
+        .map_err(|e: tag_model::TagValueError| e.to_string())?;
+    if let Some(index) = layout.attempt {
+        let attempt = field(index)?;
+        if !attempt.is_empty() {
+            parse_timestamp(attempt).map_err(|e| format!("insertion_attempt_{e}"))?;
+        }
+    }
+    TagValue::new(
+        timestamp,
+        interner.get(restore(field(plc_code)?)),
+        interner.get(restore(field(tag_address)?)),
+        tag_value,
+        quality,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Only I/O can fail while reading byte records from memory; kept general all the same.
 fn csv_error(path: &Path, error: csv::Error) -> BackupError {
     let line = error.position().map_or(0, csv::Position::line);
     match error.into_kind() {
         csv::ErrorKind::Io(source) => BackupError::Read {
             path: path.to_owned(),
             source,
-        },
-        csv::ErrorKind::Utf8 { err, .. } => BackupError::Malformed {
-            path: path.to_owned(),
-            line,
-            reason: format!("invalid UTF-8: {err}"),
-        },
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => BackupError::Malformed {
-            path: path.to_owned(),
-            line,
-            reason: format!("{len} fields where the header has {expected_len}"),
         },
         other => BackupError::Malformed {
             path: path.to_owned(),

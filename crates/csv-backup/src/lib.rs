@@ -13,8 +13,8 @@ use chrono::NaiveDateTime;
 use tag_model::TagValue;
 
 pub use format::{
-    neutralize, read_backup, read_csv, restore, write_csv, write_rejected_csv, RejectedRow,
-    BACKUP_HEADER, REJECTED_HEADER,
+    neutralize, read_backup, read_backup_lenient, read_csv, read_csv_lenient, restore, write_csv,
+    write_rejected_csv, BackupContents, BadLine, RejectedRow, BACKUP_HEADER, REJECTED_HEADER,
 };
 
 /// Name of the folder inside the backup directory that receives replayed files.
@@ -22,6 +22,7 @@ pub const REPLAYED_DIR: &str = "replayed";
 
 const BACKUP_PREFIX: &str = "backup_";
 const REJECTED_PREFIX: &str = "rejected_";
+const QUARANTINE_PREFIX: &str = "quarantine_";
 const EXTENSION: &str = ".csv";
 /// More same-second files than this means something is badly wrong; stop looking.
 const MAX_SUFFIX: u32 = 100_000;
@@ -95,6 +96,8 @@ pub struct BackupStats {
     pub rejected_files: usize,
     /// Their total size.
     pub rejected_bytes: u64,
+    /// Quarantine files: lines of backup files that could not be read back.
+    pub quarantine_files: usize,
 }
 
 /// A spool file rotates at this size by default.
@@ -368,7 +371,11 @@ impl BackupWriter {
             let Some(target_name) = name
                 .strip_prefix('.')
                 .and_then(|n| n.strip_suffix(".tmp"))
-                .filter(|n| n.starts_with(BACKUP_PREFIX) || n.starts_with(REJECTED_PREFIX))
+                .filter(|n| {
+                    [BACKUP_PREFIX, REJECTED_PREFIX, QUARANTINE_PREFIX]
+                        .iter()
+                        .any(|prefix| n.starts_with(prefix))
+                })
             else {
                 continue;
             };
@@ -438,6 +445,36 @@ impl BackupWriter {
         })
     }
 
+    /// Saves the lines of the backup file `source` that could not be read back, verbatim
+    /// under `header` (see [`BackupContents`]), as `quarantine_<source name>.csv` (`_N`
+    /// appended when taken) beside the backup files; returns its path. An operator can mend
+    /// the lines and rename the file to `backup_*.csv` to replay them.
+    pub fn write_quarantine(
+        &self,
+        source: &Path,
+        header: &[u8],
+        lines: &[BadLine],
+    ) -> Result<PathBuf, BackupError> {
+        let name = source
+            .file_name()
+            .unwrap_or(source.as_os_str())
+            .to_string_lossy();
+        let stem = format!(
+            "{QUARANTINE_PREFIX}{}",
+            name.strip_suffix(EXTENSION).unwrap_or(&name)
+        );
+        self.write_named(&stem, |out| {
+            out.write_all(header)?;
+            for line in lines {
+                out.write_all(&line.raw)?;
+                if !line.raw.ends_with(b"\n") {
+                    out.write_all(b"\n")?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Backup files not yet replayed, oldest first (by the time in their name, then suffix).
     pub fn pending(&self) -> Result<Vec<BackupFile>, BackupError> {
         let mut files: Vec<(SortKey, BackupFile)> = self
@@ -487,6 +524,7 @@ impl BackupWriter {
     pub fn stats(&self) -> Result<BackupStats, BackupError> {
         let pending = self.list(BACKUP_PREFIX)?;
         let rejected = self.list(REJECTED_PREFIX)?;
+        let quarantine = self.list(QUARANTINE_PREFIX)?;
         let spool_bytes = self
             .spool
             .lock()
@@ -498,6 +536,7 @@ impl BackupWriter {
             pending_bytes: pending.iter().map(|f| f.bytes).sum::<u64>() + spool_bytes.unwrap_or(0),
             rejected_files: rejected.len(),
             rejected_bytes: rejected.iter().map(|f| f.bytes).sum(),
+            quarantine_files: quarantine.len(),
         })
     }
 
@@ -534,12 +573,21 @@ impl BackupWriter {
         write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
     ) -> Result<PathBuf, BackupError> {
         let stem = format!("{prefix}{}", attempt_time.format("%Y%m%d_%H%M%S"));
+        self.write_named(&stem, write)
+    }
+
+    /// [`write_atomically`](Self::write_atomically) to a free `{stem}[_N].csv`.
+    fn write_named(
+        &self,
+        stem: &str,
+        write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+    ) -> Result<PathBuf, BackupError> {
         let _naming = self.naming.lock().unwrap_or_else(PoisonError::into_inner);
         let write_error = |path: &Path| {
             let path = path.to_owned();
             move |source| BackupError::Write { path, source }
         };
-        let target = free_name(&self.dir, &stem).map_err(write_error(&self.dir.join(&stem)))?;
+        let target = free_name(&self.dir, stem).map_err(write_error(&self.dir.join(stem)))?;
         let temp = temp_path(&target);
         let result = (|| {
             let mut out = BufWriter::with_capacity(

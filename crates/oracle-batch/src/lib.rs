@@ -29,5 +29,5 @@ pub use replay::{replay_file, Replay, ReplayError, ReplayTally};
 pub use secret::Secret;
 pub use writer::{
     BatchWriter, BatchWriterBuilder, ShutdownReport, WriterConfig, WriterError, WriterMode,
-    WriterMonitor, WriterStats, MAX_RETRIES,
+    WriterMonitor, WriterStats, DEFAULT_SPILL_PCT, MAX_RETRIES,
 };

@@ -2,6 +2,8 @@
 //! per batch over an r2d2 pool; per-row savepoints only for a batch that holds a bad row.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
@@ -49,6 +51,10 @@ pub struct PostgresSink {
     row_sql: String,
     description: String,
     timeout: Duration,
+    /// Set by a failed write: the pool may hold connections to a server that has since
+    /// restarted, each of which would fail a retry in turn. Until a write succeeds again,
+    /// each pooled connection is tested before use and dead ones are dropped.
+    suspect: Arc<AtomicBool>,
 }
 
 /// The batch INSERT: five arrays, one statement, duplicates skipped by the primary key.
@@ -129,6 +135,7 @@ impl PostgresSink {
             table,
             description,
             timeout: config.pool_timeout,
+            suspect: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -137,7 +144,24 @@ impl PostgresSink {
     }
 
     fn connection(&self) -> Result<PooledConnection<Manager>, SinkError> {
-        if let Some(connection) = self.pool.try_get() {
+        if self.suspect.load(Ordering::Relaxed) {
+            // Test every idle connection once (one round trip each, only after a failure): a
+            // dead one is closed by its failed test, so the pool drops it instead of taking
+            // it back; the live ones go back when `live` is dropped.
+            let mut live = Vec::new();
+            while let Some(mut connection) = self.pool.try_get() {
+                if connection
+                    .is_valid(self.timeout.min(Duration::from_secs(2)))
+                    .is_ok()
+                {
+                    live.push(connection);
+                }
+            }
+            if let Some(connection) = live.pop() {
+                self.suspect.store(false, Ordering::Relaxed);
+                return Ok(connection);
+            }
+        } else if let Some(connection) = self.pool.try_get() {
             return Ok(connection);
         }
         if self.pool.state().connections == 0 {
@@ -309,7 +333,9 @@ impl Sink for PostgresSink {
         if batch.is_empty() {
             return Ok(WriteReport::default());
         }
-        let mut client = self.connection()?;
+        let mut client = self.connection().inspect_err(|_| {
+            self.suspect.store(true, Ordering::Relaxed);
+        })?;
         let timestamps: Vec<NaiveDateTime> = batch.iter().map(TagValue::timestamp).collect();
         let plc_codes: Vec<&str> = batch.iter().map(TagValue::plc_code).collect();
         let addresses: Vec<&str> = batch.iter().map(TagValue::tag_address).collect();
@@ -319,6 +345,9 @@ impl Sink for PostgresSink {
             &self.insert_sql,
             &[&timestamps, &plc_codes, &addresses, &values, &qualities],
         );
+        if result.as_ref().is_err_and(|error| !is_row_error(error)) {
+            self.suspect.store(true, Ordering::Relaxed);
+        }
         match result {
             Ok(inserted) => {
                 let written = usize::try_from(inserted)

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use csv_backup::{read_backup, BackupError, BackupWriter, RejectedRow};
+use csv_backup::{read_backup_lenient, BackupError, BackupWriter, BadLine, RejectedRow};
 use tag_model::TagValue;
 
 use crate::sink::{Sink, SinkError, WriteReport};
@@ -19,6 +19,8 @@ pub struct ReplayTally {
     pub duplicates: usize,
     /// Rows the database refused (saved to a rejected file).
     pub rejected: usize,
+    /// Lines that could not be read back (torn, damaged), moved to a quarantine file.
+    pub quarantined: usize,
 }
 
 impl ReplayTally {
@@ -28,31 +30,77 @@ impl ReplayTally {
         self.written += other.written;
         self.duplicates += other.duplicates;
         self.rejected += other.rejected;
+        self.quarantined += other.quarantined;
     }
 }
 
-/// One backup file being replayed: its rows and how far the replay got.
+/// One backup file being replayed: its rows, its bad lines, and how far the replay got.
 #[derive(Debug)]
 pub struct Replay {
     path: PathBuf,
     rows: Vec<TagValue>,
+    /// Lines that do not read back, for the quarantine file; with the header to put above.
+    bad_lines: Vec<BadLine>,
+    header: Vec<u8>,
     cursor: usize,
     tally: ReplayTally,
 }
 
+/// At most this many bad lines of one file are logged one by one; the rest are counted.
+const BAD_LINES_LOGGED: usize = 20;
+
 impl Replay {
-    /// Reads the file.
+    /// Reads the file, setting its bad lines aside; only I/O is an error.
     pub fn open(path: &Path) -> Result<Self, BackupError> {
-        let rows = read_backup(path)?;
+        let contents = read_backup_lenient(path)?;
         Ok(Replay {
             path: path.to_owned(),
             tally: ReplayTally {
-                rows: rows.len(),
+                rows: contents.values.len(),
                 ..ReplayTally::default()
             },
-            rows,
+            rows: contents.values,
+            bad_lines: contents.bad_lines,
+            header: contents.header,
             cursor: 0,
         })
+    }
+
+    /// Lines of the file that do not read back.
+    pub fn bad_lines(&self) -> &[BadLine] {
+        &self.bad_lines
+    }
+
+    /// Once every row is stored: saves the bad lines (if any) to a quarantine file, logging
+    /// each with the file name and line number, then moves the file to `replayed/`. Returns
+    /// the file's new path. On an error the file stays pending (the caller should not retry
+    /// it in a loop); nothing has been moved.
+    pub fn finish(&mut self, backup: &BackupWriter) -> Result<PathBuf, BackupError> {
+        if !self.bad_lines.is_empty() {
+            let quarantine = backup.write_quarantine(&self.path, &self.header, &self.bad_lines)?;
+            let name = self.path.display();
+            for bad in self.bad_lines.iter().take(BAD_LINES_LOGGED) {
+                log::warn!(
+                    "{name} line {}: {}; moved to quarantine",
+                    bad.line,
+                    bad.reason
+                );
+            }
+            if self.bad_lines.len() > BAD_LINES_LOGGED {
+                log::warn!(
+                    "{name}: {} more bad lines moved to quarantine",
+                    self.bad_lines.len() - BAD_LINES_LOGGED
+                );
+            }
+            log::warn!(
+                "{} lines of {name} could not be read back; they are in {} for an operator to \
+                 mend (then rename it to backup_*.csv to replay it)",
+                self.bad_lines.len(),
+                quarantine.display()
+            );
+            self.tally.quarantined = self.bad_lines.len();
+        }
+        backup.mark_replayed(&self.path)
     }
 
     /// The file.
@@ -111,9 +159,10 @@ pub(crate) fn rejected_rows(chunk: &[TagValue], report: &WriteReport) -> Vec<Rej
 }
 
 /// Replays one backup file into `sink` in chunks of `chunk_rows`, saves refused rows to a
-/// rejected file, and moves the file to `replayed/` when every row is stored. `progress` is
-/// called with the rows done after each chunk. On a database error the file stays where it
-/// is; replaying it again is safe, as writes are idempotent.
+/// rejected file, saves lines that do not read back (torn, damaged) to a quarantine file,
+/// and moves the file to `replayed/` when every good row is stored. `progress` is called
+/// with the rows done after each chunk. On a database error the file stays where it is;
+/// replaying it again is safe, as writes are idempotent.
 pub fn replay_file(
     sink: &mut dyn Sink,
     backup: &BackupWriter,
@@ -134,6 +183,6 @@ pub fn replay_file(
         done += chunk.len();
         progress(done);
     }
-    backup.mark_replayed(path)?;
+    replay.finish(backup)?;
     Ok(replay.tally())
 }

@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -150,11 +150,14 @@ impl<S: Sink> Sink for FaultySink<S> {
 }
 
 /// A manual clock that records every sleep of the writer, so tests can check the retry
-/// delays without waiting for them.
+/// delays without waiting for them. With [`hold_sleeps`](Self::hold_sleeps) sleeps block
+/// instead, until the test releases them, so a test can act while the writer waits.
 #[derive(Debug, Default)]
 pub struct TestClock {
     clock: ManualClock,
     sleeps: Mutex<Vec<Duration>>,
+    held: Mutex<bool>,
+    released: Condvar,
 }
 
 impl TestClock {
@@ -175,6 +178,18 @@ impl TestClock {
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }
+
+    /// From now on a sleep blocks (after being recorded) until
+    /// [`release_sleeps`](Self::release_sleeps) or until its wake signal is set.
+    pub fn hold_sleeps(&self) {
+        *self.held.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
+    /// Ends the sleeps in progress and lets later ones pass at once again.
+    pub fn release_sleeps(&self) {
+        *self.held.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        self.released.notify_all();
+    }
 }
 
 impl Clock for TestClock {
@@ -193,6 +208,16 @@ impl WriterClock for TestClock {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(duration);
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        // The wake signal has its own lock; look at it every few milliseconds.
+        while *held && !wake.is_set() {
+            held = self
+                .released
+                .wait_timeout(held, Duration::from_millis(5))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        drop(held);
         self.clock.advance(duration);
         wake.is_set()
     }

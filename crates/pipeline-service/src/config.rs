@@ -404,6 +404,7 @@ impl Config {
                 86_400.0,
             )?,
             auto_replay: boolean(vars, "BACKUP_AUTO_REPLAY", defaults.auto_replay)?,
+            spill_pct: number(vars, &["BUFFER_SPILL_PCT"], defaults.spill_pct, 1..=100)?,
         };
         if writer.offline_probe_max < writer.offline_probe_min {
             let value = vars.get(&["OFFLINE_PROBE_MAX_SEC"]).map_or_else(
@@ -512,6 +513,12 @@ impl Config {
             writer.retry_max,
             writer.retry_base_delay.as_secs_f64()
         ));
+        if writer.spill_pct < 100 {
+            lines.push(format!(
+                "While a batch waits for a retry, values past {}% of the buffer go to backup",
+                writer.spill_pct
+            ));
+        }
         lines.push(format!("Backup directory: {}", self.backup_dir.display()));
         lines.push(format!("Writer threads: {}", self.writer_threads));
         lines
@@ -755,6 +762,14 @@ mod tests {
             (
                 &[("OFFLINE_PROBE_MIN_SEC", "10"), ("OFFLINE_PROBE_MAX_SEC", "5")],
                 "OFFLINE_PROBE_MAX_SEC=\"5\" is not valid: at least OFFLINE_PROBE_MIN_SEC",
+            ),
+            (
+                &[("BUFFER_SPILL_PCT", "0")],
+                "BUFFER_SPILL_PCT=\"0\" is not valid: a whole number from 1 to 100",
+            ),
+            (
+                &[("BUFFER_SPILL_PCT", "85.5")],
+                "BUFFER_SPILL_PCT=\"85.5\" is not valid: a whole number from 1 to 100",
             ),
             (
                 &[("WRITER_THREADS", "0")],

@@ -199,6 +199,12 @@ impl Collector for StateCollector {
             "Rows saved in CSV backup files",
             accounting.backed_up,
         )?;
+        counter(
+            e,
+            "rows_spilled",
+            "Values moved from the buffer to CSV backup while a batch waited for its retry",
+            accounting.spilled,
+        )?;
         gauge(
             e,
             "rows_in_flight",
@@ -371,6 +377,18 @@ impl Collector for StateCollector {
             "rejected_files",
             "Rejected-row files",
             backup.rejected_files as f64,
+        )?;
+        gauge(
+            e,
+            "quarantine_files",
+            "Quarantine files: lines of backup files that could not be read back",
+            backup.quarantine_files as f64,
+        )?;
+        counter(
+            e,
+            "backup_lines_quarantined",
+            "Lines of replayed backup files that could not be read back, moved to quarantine",
+            state.writer.mode().quarantined_lines,
         )?;
 
         // Polling groups (start_all): one series per group, labelled `group`.

@@ -257,12 +257,14 @@ impl Service {
         );
         log::info!("  Overflow count: {}", accounting.overflow);
         log::info!(
-            "  Values accepted: {}, written: {}, already stored: {}, backed up: {}, rejected: {}",
+            "  Values accepted: {}, written: {}, already stored: {}, backed up: {}, rejected: {}, \
+             spilled to backup during retries: {}",
             accounting.accepted,
             accounting.written,
             accounting.duplicates,
             accounting.backed_up,
-            accounting.rejected
+            accounting.rejected,
+            accounting.spilled
         );
         if !accounting.balanced || accounting.unsaved > 0 {
             log::error!("Accounting does not balance at shutdown: {accounting:?}");

@@ -92,6 +92,8 @@ pub struct Accounting {
     pub rejected: u64,
     /// Rows in backup files.
     pub backed_up: u64,
+    /// Values moved from the buffer to backup files while a batch waited for its retry.
+    pub spilled: u64,
     /// Values displaced from the full buffer.
     pub overflow: u64,
     /// Values in the buffer now.
@@ -216,6 +218,7 @@ impl ServiceState {
             duplicates: stats.duplicates,
             rejected: stats.rejected,
             backed_up: stats.backed_up,
+            spilled: stats.spilled,
             overflow,
             buffered,
             in_flight: stats.in_flight,
@@ -235,6 +238,8 @@ impl ServiceState {
                 "max_size": self.buffer.capacity(),
                 "utilization_pct": round(self.buffer.utilization_pct(), 3),
                 "overflow_count": self.buffer.overflow_count(),
+                "spilled_count": self.writer.stats().spilled,
+                "spill_pct": self.writer.config().spill_pct,
             },
             "writer": {
                 "sink": self.sink_kind,
@@ -255,6 +260,7 @@ impl ServiceState {
                 "total_bytes": backup.pending_bytes,
                 "rejected_file_count": backup.rejected_files,
                 "rejected_bytes": backup.rejected_bytes,
+                "quarantine_file_count": backup.quarantine_files,
                 "directory": self.backup.dir().display().to_string(),
             },
             "accounting": self.accounting(),
@@ -271,6 +277,7 @@ impl ServiceState {
             "replaying": mode.replaying.map(|p| p.display().to_string()),
             "replayed_files": mode.replayed_files,
             "replayed_rows": mode.replayed_rows,
+            "quarantined_lines": mode.quarantined_lines,
             "pending_backup_rows": mode.pending_backup_rows,
         })
     }

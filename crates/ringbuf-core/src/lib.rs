@@ -5,7 +5,7 @@ mod rate_limit;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
@@ -29,6 +29,8 @@ pub struct RingBuffer<T> {
     waiters: Mutex<Vec<usize>>,
     wakeup: Condvar,
     overflow_log: RateLimit,
+    /// What an overflow means where this buffer is used, added to the warning.
+    overflow_note: OnceLock<Box<str>>,
 }
 
 /// What ended a [`RingBuffer::wait_for`].
@@ -121,7 +123,15 @@ impl<T> RingBuffer<T> {
             waiters: Mutex::new(Vec::new()),
             wakeup: Condvar::new(),
             overflow_log: RateLimit::new(OVERFLOW_LOG_INTERVAL),
+            overflow_note: OnceLock::new(),
         })
+    }
+
+    /// Adds `note` to the overflow warning, to tell the operator what an overflow means where
+    /// the buffer is used (the buffer knows nothing of what drains it). The first call wins;
+    /// returns whether this one did.
+    pub fn set_overflow_note(&self, note: impl Into<Box<str>>) -> bool {
+        self.overflow_note.set(note.into()).is_ok()
     }
 
     /// Stores `item`. Returns the oldest item if it had to be displaced to make room (one
@@ -290,7 +300,14 @@ impl<T> RingBuffer<T> {
     fn count_overflow(&self, displaced: u64) {
         let total = self.overflow.fetch_add(displaced, Ordering::Relaxed) + displaced;
         if self.overflow_log.allow(Instant::now()) {
-            log::warn!("Buffer overflow: discarded oldest data (overflow_count={total})");
+            match self.overflow_note.get() {
+                Some(note) => log::warn!(
+                    "Buffer overflow: discarded oldest data (overflow_count={total}). {note}"
+                ),
+                None => {
+                    log::warn!("Buffer overflow: discarded oldest data (overflow_count={total})")
+                }
+            }
         }
     }
 

@@ -51,4 +51,20 @@ fn overflow_is_logged_at_warn_and_rate_limited() {
         lines[1].1,
         "Buffer overflow: discarded oldest data (overflow_count=100005)"
     );
+    drop(lines);
+
+    // The owner can say what an overflow means where the buffer is used.
+    let noted = RingBuffer::new(1).unwrap();
+    assert!(noted.set_overflow_note("Check the backup disk."));
+    assert!(
+        !noted.set_overflow_note("a second note"),
+        "the first note wins"
+    );
+    noted.push(1).unwrap();
+    noted.push(2).unwrap();
+    let lines = LINES.lock().unwrap();
+    assert_eq!(
+        lines[2].1,
+        "Buffer overflow: discarded oldest data (overflow_count=1). Check the backup disk."
+    );
 }

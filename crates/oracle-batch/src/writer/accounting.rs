@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Lifetime counts of where every drained value went.
 ///
 /// The accounting identity: values accepted by the buffer =
-/// `written + duplicates + rejected + backed_up + unsaved + in_flight` + the buffer's
+/// `written + duplicates + rejected + backed_up + spilled + unsaved + in_flight` + the buffer's
 /// overflow count + what the buffer still holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriterStats {
@@ -15,8 +15,12 @@ pub struct WriterStats {
     pub duplicates: u64,
     /// Rows the database refused, saved in rejected files.
     pub rejected: u64,
-    /// Rows saved in backup files.
+    /// Rows saved in backup files: batches that failed through their retries, or came while
+    /// offline or at the shutdown deadline.
     pub backed_up: u64,
+    /// Values moved from the buffer to backup files while a batch waited for its retry (the
+    /// buffer was past the spill mark); replayed from there like any backup.
+    pub spilled: u64,
     /// Rows drained but not yet settled (being written, or held after a backup failure).
     pub in_flight: u64,
     /// Rows that neither the database nor any backup directory took by the end of shutdown.
@@ -35,6 +39,7 @@ impl WriterStats {
             + self.duplicates
             + self.rejected
             + self.backed_up
+            + self.spilled
             + self.in_flight
             + self.unsaved
     }
@@ -48,6 +53,7 @@ pub(super) struct Counters {
     pub(super) duplicates: AtomicU64,
     pub(super) rejected: AtomicU64,
     pub(super) backed_up: AtomicU64,
+    pub(super) spilled: AtomicU64,
     pub(super) in_flight: AtomicU64,
     pub(super) unsaved: AtomicU64,
     pub(super) failed_attempts: AtomicU64,
@@ -55,6 +61,7 @@ pub(super) struct Counters {
     pub(super) probes: AtomicU64,
     pub(super) replayed_files: AtomicU64,
     pub(super) replayed_rows: AtomicU64,
+    pub(super) quarantined_lines: AtomicU64,
 }
 
 impl Counters {
@@ -76,6 +83,7 @@ impl Counters {
             duplicates: get(&self.duplicates),
             rejected: get(&self.rejected),
             backed_up: get(&self.backed_up),
+            spilled: get(&self.spilled),
             unsaved: get(&self.unsaved),
             in_flight: get(&self.in_flight),
             failed_attempts: get(&self.failed_attempts),

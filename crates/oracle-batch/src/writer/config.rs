@@ -27,7 +27,15 @@ pub struct WriterConfig {
     /// Replay pending backup files into the database once it is reachable
     /// (BACKUP_AUTO_REPLAY).
     pub auto_replay: bool,
+    /// While a batch waits for its retry, values past this fill level (percent of the buffer)
+    /// are moved to the backup spool instead of waiting to be displaced (BUFFER_SPILL_PCT).
+    /// 100 turns spilling off.
+    pub spill_pct: u8,
 }
+
+/// The default high-water mark for spilling: the spec's utilization alert level, which
+/// leaves a fifth of the buffer for the values that arrive while a spill is fsynced.
+pub const DEFAULT_SPILL_PCT: u8 = 80;
 
 impl Default for WriterConfig {
     fn default() -> Self {
@@ -41,6 +49,7 @@ impl Default for WriterConfig {
             offline_probe_min: Duration::from_secs(1),
             offline_probe_max: Duration::from_secs(30),
             auto_replay: true,
+            spill_pct: DEFAULT_SPILL_PCT,
         }
     }
 }
@@ -109,6 +118,13 @@ impl WriterConfig {
                 "must be at least OFFLINE_PROBE_MIN_SEC",
             );
         }
+        if !(1..=100).contains(&self.spill_pct) {
+            return fail(
+                "BUFFER_SPILL_PCT",
+                self.spill_pct.to_string(),
+                "must be from 1 to 100",
+            );
+        }
         if self.retry_max > MAX_RETRIES {
             return fail(
                 "ORACLE_RETRY_MAX",
@@ -136,6 +152,7 @@ mod tests {
         assert_eq!(config.offline_probe_min, Duration::from_secs(1));
         assert_eq!(config.offline_probe_max, Duration::from_secs(30));
         assert!(config.auto_replay);
+        assert_eq!(config.spill_pct, 80);
         assert!(config.validate().is_ok());
     }
 
@@ -169,6 +186,20 @@ mod tests {
                     ..Default::default()
                 },
                 "ORACLE_RETRY_MAX = 17: must be from 0 to 16",
+            ),
+            (
+                WriterConfig {
+                    spill_pct: 0,
+                    ..Default::default()
+                },
+                "BUFFER_SPILL_PCT = 0: must be from 1 to 100",
+            ),
+            (
+                WriterConfig {
+                    spill_pct: 101,
+                    ..Default::default()
+                },
+                "BUFFER_SPILL_PCT = 101: must be from 1 to 100",
             ),
         ];
         for (config, message) in cases {

@@ -11,6 +11,8 @@
 //! - `offline.rs`: while offline, batches to the backup spool and probes of the database;
 //!   the last-resort save at shutdown.
 //! - `replay.rs`: replay of pending backup files, a chunk between live batches.
+//! - `spill.rs`: while a batch waits for its retry, values past the high-water mark go to
+//!   the backup spool instead of being displaced.
 
 mod accounting;
 mod config;
@@ -18,6 +20,7 @@ mod mode;
 mod offline;
 mod replay;
 mod retry;
+mod spill;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,12 +37,13 @@ use crate::clock::{Wake, WriterClock};
 use crate::sink::Sink;
 
 pub use accounting::WriterStats;
-pub use config::{WriterConfig, WriterError, MAX_RETRIES};
+pub use config::{WriterConfig, WriterError, DEFAULT_SPILL_PCT, MAX_RETRIES};
 pub use mode::WriterMode;
 
 use accounting::Counters;
 use mode::ModeState;
 use offline::last_resort_save;
+use spill::SpillWindow;
 use worker::Worker;
 
 /// What the writer threads and the handles share.
@@ -63,6 +67,8 @@ struct Shared {
     replay_check: AtomicBool,
     /// The file being replayed, for status.
     replaying: Mutex<Option<std::path::PathBuf>>,
+    /// Open while some batch waits for its retry: the spill thread watches the buffer.
+    spill: SpillWindow,
     kind: &'static str,
 }
 
@@ -130,6 +136,8 @@ impl BatchWriterBuilder {
             metrics_clock,
         )?);
         let kind = self.sinks[0].kind();
+        self.buffer
+            .set_overflow_note(spill::overflow_note(self.config.spill_pct));
         let shared = Arc::new(Shared {
             buffer: self.buffer,
             backup: self.backup,
@@ -144,35 +152,39 @@ impl BatchWriterBuilder {
             mode: Mutex::new(ModeState::default()),
             replay_check: AtomicBool::new(true),
             replaying: Mutex::new(None),
+            spill: SpillWindow::default(),
             kind,
         });
-        let mut threads = Vec::new();
+        let mut writer = BatchWriter {
+            shared,
+            threads: Vec::new(),
+            spiller: None,
+            kind,
+        };
+        match spill::spawn(&writer.shared) {
+            Ok(spiller) => writer.spiller = spiller,
+            Err(error) => return Err(WriterError::Spawn(error)),
+        }
         for (index, sink) in self.sinks.into_iter().enumerate() {
             // Thread 0 replays backup files, so that they replay in order.
-            let worker = Worker::new(Arc::clone(&shared), sink, index == 0);
+            let worker = Worker::new(Arc::clone(&writer.shared), sink, index == 0);
             let thread = std::thread::Builder::new()
                 .name(format!("{}-writer-{index}", kind.to_lowercase()))
                 .spawn(move || worker.run());
             match thread {
-                Ok(handle) => threads.push(handle),
+                Ok(handle) => writer.threads.push(handle),
                 Err(error) => {
                     // Stop the threads already started before reporting.
-                    let writer = BatchWriter {
-                        shared,
-                        threads,
-                        kind,
-                    };
                     writer.shutdown(Duration::from_secs(5));
                     return Err(WriterError::Spawn(error));
                 }
             }
         }
-        log::info!("{kind}Writer thread started ({} thread(s))", threads.len());
-        Ok(BatchWriter {
-            shared,
-            threads,
-            kind,
-        })
+        log::info!(
+            "{kind}Writer thread started ({} thread(s))",
+            writer.threads.len()
+        );
+        Ok(writer)
     }
 }
 
@@ -188,6 +200,8 @@ impl BatchWriterBuilder {
 pub struct BatchWriter {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// The spill thread (none when spilling is off).
+    spiller: Option<JoinHandle<()>>,
     kind: &'static str,
 }
 
@@ -285,6 +299,13 @@ impl BatchWriter {
         for thread in self.threads {
             if thread.join().is_err() {
                 log::error!("A writer thread panicked; its batch is accounted as in flight");
+            }
+        }
+        // No batch waits for a retry any more; the spill thread ends after its current spill.
+        shared.spill.exit();
+        if let Some(spiller) = self.spiller {
+            if spiller.join().is_err() {
+                log::error!("The spill thread panicked; its values are accounted as in flight");
             }
         }
         // Anything left (a thread died, or none ran) goes to backup now.

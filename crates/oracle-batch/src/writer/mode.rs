@@ -37,6 +37,9 @@ pub struct WriterMode {
     pub replayed_files: u64,
     /// Rows of those files.
     pub replayed_rows: u64,
+    /// Lines of replayed files that did not read back (torn, damaged), moved to
+    /// `quarantine_*.csv` files.
+    pub quarantined_lines: u64,
     /// Rows waiting in backup files.
     pub pending_backup_rows: u64,
 }
@@ -95,6 +98,11 @@ impl Shared {
         self.replay_check.store(true, Ordering::SeqCst);
     }
 
+    /// Asks the replaying thread to look for pending backup files.
+    pub(super) fn request_replay(&self) {
+        self.replay_check.store(true, Ordering::SeqCst);
+    }
+
     pub(super) fn mode(&self) -> WriterMode {
         let mode = self.lock_mode();
         WriterMode {
@@ -109,6 +117,7 @@ impl Shared {
                 .clone(),
             replayed_files: self.counters.replayed_files.load(Ordering::SeqCst),
             replayed_rows: self.counters.replayed_rows.load(Ordering::SeqCst),
+            quarantined_lines: self.counters.quarantined_lines.load(Ordering::SeqCst),
             pending_backup_rows: self.backup.pending_rows(),
         }
     }

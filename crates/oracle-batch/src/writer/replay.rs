@@ -42,8 +42,12 @@ impl Worker {
         match next {
             Ok(Some(file)) => match crate::replay::Replay::open(&file.path) {
                 Ok(replay) => {
+                    let bad = match replay.bad_lines().len() {
+                        0 => String::new(),
+                        n => format!(", and {n} lines that do not read back, for quarantine"),
+                    };
                     log::info!(
-                        "Replaying backup file {} ({} rows)",
+                        "Replaying backup file {} ({} rows{bad})",
                         file.path.display(),
                         replay.tally().rows
                     );
@@ -56,8 +60,8 @@ impl Worker {
                 }
                 Err(error) => {
                     log::error!(
-                        "Cannot replay {}: {error}. It stays in the backup directory for an \
-                         operator to fix and replay with replay_backup",
+                        "Cannot read {}: {error}. It stays in the backup directory for an \
+                         operator (replay_backup replays it once readable); the next files go on",
                         file.path.display()
                     );
                     self.unreadable.insert(file.path);
@@ -71,83 +75,106 @@ impl Worker {
         }
     }
 
-    /// Replays one chunk of the file being replayed; moves the file to `replayed/` when all
-    /// its rows are stored. A database error pauses the replay (the writer goes offline); the
-    /// file stays pending and is replayed again later, which is safe.
+    /// Replays one chunk of the file being replayed; finishes the file (quarantine of its bad
+    /// lines, move to `replayed/`) when all its good rows are stored. A database error pauses
+    /// the replay (the writer goes offline); the file stays pending and is replayed again
+    /// later, which is safe.
     pub(super) fn replay_step(&mut self) {
         let shared = Arc::clone(&self.shared);
         let Some(replay) = self.replay.as_mut() else {
             return;
         };
-        let chunk = replay.next_chunk(shared.config.batch_size_max).to_vec();
-        let started = shared.now();
-        let sink = &mut self.sink;
-        let result =
-            catch_unwind(AssertUnwindSafe(|| sink.write_batch(&chunk))).unwrap_or_else(|panic| {
-                Err(SinkError::transient(format!(
-                    "the sink panicked: {}",
-                    panic_message(panic.as_ref())
-                )))
-            });
-        let latency = shared.now().saturating_sub(started);
-        match result {
-            Ok(report) => {
-                shared
-                    .metrics
-                    .record(chunk.len(), latency, Outcome::Success);
-                let rejected = crate::replay::rejected_rows(&chunk, &report);
-                if !rejected.is_empty() {
-                    if let Err(error) = shared
-                        .backup
-                        .write_rejected(&rejected, shared.clock.utc().naive_utc())
-                    {
-                        log::error!("Replay paused: cannot save rejected rows: {error}");
-                        return;
-                    }
+        if !replay.is_done() {
+            let chunk = replay.next_chunk(shared.config.batch_size_max).to_vec();
+            let started = shared.now();
+            let sink = &mut self.sink;
+            let result = catch_unwind(AssertUnwindSafe(|| sink.write_batch(&chunk)))
+                .unwrap_or_else(|panic| {
+                    Err(SinkError::transient(format!(
+                        "the sink panicked: {}",
+                        panic_message(panic.as_ref())
+                    )))
+                });
+            let latency = shared.now().saturating_sub(started);
+            let report = match result {
+                Ok(report) => report,
+                Err(error) => {
+                    shared
+                        .metrics
+                        .record(chunk.len(), latency, Outcome::Failure);
+                    log::warn!("Replay of {} paused: {error}", replay.path().display());
+                    shared.go_offline(&error);
+                    return;
                 }
-                replay.advance(chunk.len(), &report);
-                if replay.is_done() {
-                    let tally = replay.tally();
-                    let path = replay.path().to_owned();
-                    self.replay = None;
-                    *shared
-                        .replaying
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-                    match shared.backup.mark_replayed(&path) {
-                        Ok(moved) => {
-                            shared
-                                .counters
-                                .replayed_files
-                                .fetch_add(1, Ordering::SeqCst);
-                            shared
-                                .counters
-                                .replayed_rows
-                                .fetch_add(tally.rows as u64, Ordering::SeqCst);
-                            log::info!(
-                                "Replayed {}: {} rows ({} written, {} already stored, {} \
-                                 rejected); moved to {}",
-                                path.display(),
-                                tally.rows,
-                                tally.written,
-                                tally.duplicates,
-                                tally.rejected,
-                                moved.display()
-                            );
-                        }
-                        Err(error) => {
-                            log::error!("Replayed {} but cannot move it: {error}", path.display());
-                            self.unreadable.insert(path);
-                        }
-                    }
+            };
+            shared
+                .metrics
+                .record(chunk.len(), latency, Outcome::Success);
+            let rejected = crate::replay::rejected_rows(&chunk, &report);
+            if !rejected.is_empty() {
+                if let Err(error) = shared
+                    .backup
+                    .write_rejected(&rejected, shared.clock.utc().naive_utc())
+                {
+                    log::error!("Replay paused: cannot save rejected rows: {error}");
+                    return;
                 }
             }
+            replay.advance(chunk.len(), &report);
+        }
+        if replay.is_done() {
+            self.finish_replay();
+        }
+    }
+
+    /// Quarantines the bad lines of the replayed file and moves it to `replayed/`. If that
+    /// fails the file stays pending, skipped until the next start, so the files behind it go
+    /// on.
+    fn finish_replay(&mut self) {
+        let shared = Arc::clone(&self.shared);
+        let Some(mut replay) = self.replay.take() else {
+            return;
+        };
+        *shared
+            .replaying
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        let path = replay.path().to_owned();
+        match replay.finish(&shared.backup) {
+            Ok(moved) => {
+                let tally = replay.tally();
+                let counters = &shared.counters;
+                counters.replayed_files.fetch_add(1, Ordering::SeqCst);
+                counters
+                    .replayed_rows
+                    .fetch_add(tally.rows as u64, Ordering::SeqCst);
+                counters
+                    .quarantined_lines
+                    .fetch_add(tally.quarantined as u64, Ordering::SeqCst);
+                let quarantined = if tally.quarantined > 0 {
+                    format!("; {} bad lines quarantined", tally.quarantined)
+                } else {
+                    String::new()
+                };
+                log::info!(
+                    "Replayed {}: {} rows ({} written, {} already stored, {} rejected){quarantined}; \
+                     moved to {}",
+                    path.display(),
+                    tally.rows,
+                    tally.written,
+                    tally.duplicates,
+                    tally.rejected,
+                    moved.display()
+                );
+            }
             Err(error) => {
-                shared
-                    .metrics
-                    .record(chunk.len(), latency, Outcome::Failure);
-                log::warn!("Replay of {} paused: {error}", replay.path().display());
-                shared.go_offline(&error);
+                log::error!(
+                    "Replayed the rows of {} but cannot complete it: {error}. It stays in the \
+                     backup directory and is skipped until the next start (replaying it again \
+                     is safe)",
+                    path.display()
+                );
+                self.unreadable.insert(path);
             }
         }
     }

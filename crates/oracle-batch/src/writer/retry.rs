@@ -54,6 +54,9 @@ impl Worker {
         let config = &shared.config;
         let attempts = config.retry_max + 1;
         let kind = self.sink.kind();
+        // Open from the first failure until the batch is settled: meanwhile this thread
+        // drains nothing, so the spill thread keeps the buffer below its high-water mark.
+        let mut retry_window = None;
         for attempt in 1..=attempts {
             if attempt > 1 && shared.past_deadline() {
                 log::warn!("Shutting down: no time to retry, saving the batch to CSV backup");
@@ -112,6 +115,7 @@ impl Worker {
                         break;
                     }
                     log::info!("Retrying in {:.1} seconds...", delay.as_secs_f64());
+                    retry_window.get_or_insert_with(|| shared.spill.open());
                     shared.clock.sleep(delay, &shared.stopping);
                 }
             }

@@ -23,7 +23,15 @@ pub struct Rig {
 
 impl Rig {
     pub fn new(capacity: usize) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::with(tempfile::tempdir().expect("temp dir"), capacity)
+    }
+
+    /// A rig over `dir`, which may already hold backup files; a buffer of 1,000.
+    pub fn in_dir(dir: tempfile::TempDir) -> Self {
+        Self::with(dir, 1_000)
+    }
+
+    fn with(dir: tempfile::TempDir, capacity: usize) -> Self {
         let backup = Arc::new(BackupWriter::new(dir.path().join("backup")).expect("backup dir"));
         Rig {
             db_path: dir.path().join("data/tag_values.db"),
