@@ -222,7 +222,12 @@ pub fn count_rows(db: &Path, filter: &str) -> i64 {
 
 /// `count` values as a JSON array body, numbered from `first`.
 pub fn ingest_body(first: usize, count: usize) -> String {
-    let items: Vec<String> = (first..first + count)
+    format!("[{}]", ingest_items(first, count).join(","))
+}
+
+/// `count` values as JSON objects (one per NDJSON line), numbered from `first`.
+pub fn ingest_items(first: usize, count: usize) -> Vec<String> {
+    (first..first + count)
         .map(|i| {
             format!(
                 r#"{{"timestamp":"2025-11-02T14:{:02}:{:02}.{:06}","plc_code":"PLC{:02}","tag_address":"D{}","tag_value":{}.5}}"#,
@@ -234,6 +239,5 @@ pub fn ingest_body(first: usize, count: usize) -> String {
                 i
             )
         })
-        .collect();
-    format!("[{}]", items.join(","))
+        .collect()
 }

@@ -510,13 +510,14 @@ impl BackupWriter {
             to: target.clone(),
             source,
         })?;
-        sync_dir(&target_dir);
-        sync_dir(&self.dir);
+        // Count first: a reader that no longer sees the file sees its rows gone too.
         let _ = self
             .pending_rows
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 Some(n.saturating_sub(rows))
             });
+        sync_dir(&target_dir);
+        sync_dir(&self.dir);
         Ok(target)
     }
 
@@ -553,7 +554,12 @@ impl BackupWriter {
             if !(name.starts_with(prefix) && name.ends_with(EXTENSION)) {
                 continue;
             }
-            let metadata = entry.metadata().map_err(read_error)?;
+            let metadata = match entry.metadata() {
+                Ok(metadata) => metadata,
+                // Moved (replayed, sealed) between the listing and now: no longer here.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(read_error(error)),
+            };
             if metadata.is_file() {
                 files.push(BackupFile {
                     path: entry.path(),

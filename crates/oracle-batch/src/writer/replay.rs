@@ -135,12 +135,9 @@ impl Worker {
         let Some(mut replay) = self.replay.take() else {
             return;
         };
-        *shared
-            .replaying
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         let path = replay.path().to_owned();
-        match replay.finish(&shared.backup) {
+        let finished = replay.finish(&shared.backup);
+        match finished {
             Ok(moved) => {
                 let tally = replay.tally();
                 let counters = &shared.counters;
@@ -177,5 +174,10 @@ impl Worker {
                 self.unreadable.insert(path);
             }
         }
+        // Last: whoever sees no file being replayed also sees its counts.
+        *shared
+            .replaying
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 }
