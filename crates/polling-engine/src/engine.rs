@@ -596,7 +596,11 @@ impl Poller<'_> {
         if !self.ensure_connected() {
             return None;
         }
-        self.group.lock().trigger_reads += 1;
+        {
+            let mut state = self.group.lock();
+            state.trigger_reads += 1;
+            state.connected = true;
+        }
         let result = self.driver.read(plan);
         match result {
             Ok(values) => match values.first() {
@@ -686,12 +690,25 @@ impl Poller<'_> {
                 config.plc_code
             )))
         };
+        let previous = group.lock().last_error.clone();
         let (results, failure) = match read {
             Ok(results) if results.len() == config.tags.len() => {
-                let failure = results
-                    .iter()
-                    .find_map(|r| r.as_ref().err())
-                    .map(|e| e.to_string());
+                let failure = results.iter().zip(&config.tags).find_map(|(r, tag)| {
+                    r.as_ref()
+                        .err()
+                        .map(|e| format!("{}: {e}", tag.address.text()))
+                });
+                // Logged when it starts or changes, not on every poll.
+                if let Some(text) = failure.as_ref().filter(|&f| previous.as_ref() != Some(f)) {
+                    let bad = results.iter().filter(|r| r.is_err()).count();
+                    log::warn!(
+                        "{}: PLC {} refused part of the read ({bad} of {} tags stored as BAD): \
+                         {text}",
+                        config.name,
+                        config.plc_code,
+                        results.len()
+                    );
+                }
                 (results, failure)
             }
             Ok(results) => {
@@ -704,16 +721,19 @@ impl Poller<'_> {
                 (Vec::new(), Some(error))
             }
             Err(error) => {
+                let text = error.to_string();
                 if !error.needs_reconnect() {
-                    log::warn!(
-                        "{}: PLC {} refused the read: {error}; values are stored as BAD",
-                        config.name,
-                        config.plc_code
-                    );
+                    if previous.as_ref() != Some(&text) {
+                        log::warn!(
+                            "{}: PLC {} refused the read: {text}; values are stored as BAD",
+                            config.name,
+                            config.plc_code
+                        );
+                    }
                 } else if self.connected {
-                    self.disconnect(&error.to_string());
+                    self.disconnect(&text);
                 }
-                (Vec::new(), Some(error.to_string()))
+                (Vec::new(), Some(text))
             }
         };
         let now = Instant::now();
@@ -782,6 +802,7 @@ impl Poller<'_> {
     fn disconnect(&mut self, error: &str) {
         self.driver.disconnect();
         self.connected = false;
+        self.group.lock().connected = false;
         self.schedule_reconnect(error);
     }
 

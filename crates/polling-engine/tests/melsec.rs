@@ -192,3 +192,38 @@ fn writes_words_and_bits() {
         (0xFFFE, 0xFFFF)
     );
 }
+
+/// Through the engine: a request the PLC refuses stores its tags as BAD (no value) while the
+/// other request's tags stay GOOD, the group stays connected, and the status names the tag
+/// and the end code.
+#[test]
+fn the_engine_stores_a_refused_requests_tags_as_bad_and_the_rest_as_good() {
+    use std::sync::{Arc, Mutex};
+    use tag_model::{Quality, TagValue};
+
+    let server = FakeMc::start();
+    server.set_words(code::D, 0, &[5]);
+    server.set_bits(code::M, 0, &[true]);
+    let config = config(server.address().port(), "\"D0\", \"M0\"");
+    let polls: Arc<Mutex<Vec<Vec<TagValue>>>> = Arc::default();
+    let sink = polls.clone();
+    // The first poll's word request is refused.
+    server.push_fault(Fault::EndCode(0xC05B));
+    let engine = polling_engine::PollingEngine::new(
+        &config,
+        Arc::new(move |v| sink.lock().unwrap().push(v)),
+    );
+    engine.start().unwrap();
+    test_support::eventually("two polls", || polls.lock().unwrap().len() >= 2);
+    engine.stop();
+    let polls = polls.lock().unwrap();
+    assert_eq!(
+        (polls[0][0].quality(), polls[0][0].value()),
+        (Quality::Bad, None)
+    );
+    assert_eq!(polls[0][1].value(), Some(1.0));
+    assert_eq!(polls[1][0].value(), Some(5.0), "the next poll reads it again");
+    let status = engine.handle().status().remove(0);
+    assert_eq!(status.errors, 1);
+    assert_eq!(server.connections(), 1, "no reconnect for a refusal");
+}
