@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p benches --bin polling_bench -- cost 30        # 10 x 1,000 tags at 1 s
+//! cargo run --release -p benches --bin polling_bench -- cost 30 melsec # the same over MC 3E
 //! cargo run --release -p benches --bin polling_bench -- throughput 20 20000  # 10 x 20,000 tags at 1 s into SQLite
 //! ```
 
@@ -21,7 +22,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("peer") => peer(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10_000)),
-        Some("cost") => cost(seconds(&args, 30)),
+        Some("mc-peer") => mc_peer(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10_000)),
+        Some("cost") => cost(
+            seconds(&args, 30),
+            args.get(3).map_or("modbus", String::as_str),
+        ),
         Some("throughput") => throughput(
             seconds(&args, 20),
             args.get(3).and_then(|n| n.parse().ok()).unwrap_or(10_000),
@@ -48,6 +53,15 @@ fn peer(registers: u16) {
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
 }
 
+/// The MC peer: D0..words with values, until standard input closes.
+fn mc_peer(words: u16) {
+    let server = test_support::fake_mc::FakeMc::start();
+    let values: Vec<u16> = (0..words).map(|i| i.wrapping_mul(7)).collect();
+    server.set_words(test_support::fake_mc::code::D, 0, &values);
+    println!("listening on {}", server.address());
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+}
+
 struct Peer {
     child: std::process::Child,
     port: u16,
@@ -60,9 +74,9 @@ impl Drop for Peer {
     }
 }
 
-fn start_peer(registers: u16) -> Peer {
+fn start_peer(kind: &str, registers: u16) -> Peer {
     let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .args(["peer", &registers.to_string()])
+        .args([kind, &registers.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -80,12 +94,13 @@ fn start_peer(registers: u16) -> Peer {
     Peer { child, port }
 }
 
-fn config(port: u16, groups: usize, tags: usize) -> PollingConfig {
+fn config(driver: &str, port: u16, groups: usize, tags: usize) -> PollingConfig {
     let mut text = format!(
-        "[[plc]]\nplc_code = \"MB\"\ndriver = \"modbus\"\nhost = \"127.0.0.1\"\nport = {port}\n"
+        "[[plc]]\nplc_code = \"MB\"\ndriver = \"{driver}\"\nhost = \"127.0.0.1\"\nport = {port}\n"
     );
+    let prefix = if driver == "melsec" { "D" } else { "HR" };
     for g in 0..groups {
-        let list: Vec<String> = (0..tags).map(|t| format!("\"HR{t}\"")).collect();
+        let list: Vec<String> = (0..tags).map(|t| format!("\"{prefix}{t}\"")).collect();
         text.push_str(&format!(
             "[[group]]\nname = \"G{g}\"\nmode = \"FIXED\"\ninterval_ms = 1000\nplc_code = \"MB\"\ntags = [{}]\n",
             list.join(",")
@@ -122,10 +137,17 @@ fn report_plan(engine: &PollingEngine, tags: usize) {
     );
 }
 
-fn cost(seconds: u64) {
+fn cost(seconds: u64, driver: &str) {
     let (groups, tags) = (10, 1_000);
-    let peer = start_peer(tags as u16);
-    let config = config(peer.port, groups, tags);
+    let peer = start_peer(
+        if driver == "melsec" {
+            "mc-peer"
+        } else {
+            "peer"
+        },
+        tags as u16,
+    );
+    let config = config(driver, peer.port, groups, tags);
     let values = Arc::new(AtomicU64::new(0));
     let counter = values.clone();
     let engine = PollingEngine::new(
@@ -144,7 +166,7 @@ fn cost(seconds: u64) {
     report_plan(&engine, tags);
     let errors: u64 = engine.handle().status().iter().map(|g| g.errors).sum();
     println!(
-        "{groups} groups x {tags} tags at 1 s for {:.1} s: {polled} values, {errors} errors",
+        "{driver}: {groups} groups x {tags} tags at 1 s for {:.1} s: {polled} values, {errors} errors",
         wall.as_secs_f64()
     );
     if let (Some(a), Some(b)) = (cpu0, cpu1) {
@@ -160,8 +182,8 @@ fn cost(seconds: u64) {
 
 fn throughput(seconds: u64, tags: usize) {
     let groups = 10;
-    let peer = start_peer(tags as u16);
-    let config = config(peer.port, groups, tags);
+    let peer = start_peer("peer", tags as u16);
+    let config = config("modbus", peer.port, groups, tags);
     let dir = tempfile::tempdir().expect("temp dir");
     let buffer = Arc::new(RingBuffer::new(500_000).expect("buffer"));
     let backup = Arc::new(BackupWriter::new(dir.path().join("backup")).expect("backup"));

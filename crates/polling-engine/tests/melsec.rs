@@ -222,7 +222,11 @@ fn the_engine_stores_a_refused_requests_tags_as_bad_and_the_rest_as_good() {
         (Quality::Bad, None)
     );
     assert_eq!(polls[0][1].value(), Some(1.0));
-    assert_eq!(polls[1][0].value(), Some(5.0), "the next poll reads it again");
+    assert_eq!(
+        polls[1][0].value(),
+        Some(5.0),
+        "the next poll reads it again"
+    );
     let status = engine.handle().status().remove(0);
     assert_eq!(status.errors, 1);
     assert_eq!(server.connections(), 1, "no reconnect for a refusal");
