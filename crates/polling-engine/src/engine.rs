@@ -130,8 +130,10 @@ struct Shared {
     /// Set when `stop` returns: a read that outlived the stop (an abandoned thread) must not
     /// hand values to a consumer that has moved on. Consumers hold the read side.
     closed: RwLock<bool>,
-    /// Group threads still running, and a wake-up for `stop` when one ends.
-    live: Mutex<usize>,
+    /// Whether each group's thread is still running (set false by the thread as its last
+    /// act), and a wake-up for `stop` when one ends. `JoinHandle::is_finished` would race:
+    /// it turns true only after the thread's own teardown.
+    live: Mutex<Vec<bool>>,
     ended: Condvar,
     consumer: Arc<dyn Consumer>,
     options: EngineOptions,
@@ -292,7 +294,7 @@ impl PollingEngine {
                 groups,
                 stopping: AtomicBool::new(false),
                 closed: RwLock::new(false),
-                live: Mutex::new(0),
+                live: Mutex::new(vec![false; config.groups.len()]),
                 ended: Condvar::new(),
                 consumer,
                 options,
@@ -328,16 +330,16 @@ impl PollingEngine {
                 }
             }
             let name = format!("poll-{}", group.config.name);
-            *self.shared.lock_live() += 1;
+            self.shared.lock_live()[index] = true;
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
                 run_group(&shared, index, driver);
-                *shared.lock_live() -= 1;
+                shared.lock_live()[index] = false;
                 shared.ended.notify_all();
             });
             match spawned {
                 Ok(handle) => threads.push((index, handle)),
                 Err(error) => {
-                    *self.shared.lock_live() -= 1;
+                    self.shared.lock_live()[index] = false;
                     self.shared.groups[index].lock().running = false;
                     return Err(error);
                 }
@@ -372,9 +374,9 @@ impl PollingEngine {
         }
         let threads =
             std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
-        {
+        let live = {
             let mut live = self.shared.lock_live();
-            while *live > 0 {
+            while live.iter().any(|&running| running) {
                 let now = Instant::now();
                 if now >= deadline {
                     break;
@@ -386,7 +388,8 @@ impl PollingEngine {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
-        }
+            live.clone()
+        };
         *self
             .shared
             .closed
@@ -394,7 +397,7 @@ impl PollingEngine {
             .unwrap_or_else(PoisonError::into_inner) = true;
         let mut outcome = StopOutcome::default();
         for (index, thread) in threads {
-            if thread.is_finished() {
+            if !live[index] {
                 if thread.join().is_err() {
                     log::error!("A polling thread panicked");
                 }
@@ -415,7 +418,7 @@ impl PollingEngine {
 }
 
 impl Shared {
-    fn lock_live(&self) -> MutexGuard<'_, usize> {
+    fn lock_live(&self) -> MutexGuard<'_, Vec<bool>> {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -249,3 +249,27 @@ fn stop_abandons_a_group_stuck_in_a_read() {
     let polls = polls.lock().unwrap();
     assert!(polls.iter().all(|p| p[0].plc_code() == "FAST"));
 }
+
+/// A group that ends just as `stop` looks must count as stopped, never as abandoned (the
+/// thread's own teardown after its last act is not "stuck in a driver call"). Repeated,
+/// because it is a race.
+#[test]
+fn groups_that_end_promptly_are_never_reported_abandoned() {
+    let config = PollingConfig::from_toml(
+        "[[plc]]\nplc_code = \"P\"\ndriver = \"simulated\"\n\
+         [[group]]\nname = \"H\"\nmode = \"HANDSHAKE\"\nplc_code = \"P\"\ntags = [\"D1\"]\n\
+         [[group]]\nname = \"F\"\nmode = \"FIXED\"\ninterval_ms = 1\nplc_code = \"P\"\ntags = [\"D2\"]\n",
+        "test",
+    )
+    .unwrap();
+    for round in 0..50 {
+        let engine = PollingEngine::new(&config, Arc::new(|_| {}));
+        engine.start().unwrap();
+        let outcome = engine.stop_within(Duration::from_secs(5));
+        assert_eq!(
+            (outcome.stopped, outcome.abandoned.len()),
+            (2, 0),
+            "round {round}: {outcome:?}"
+        );
+    }
+}

@@ -138,3 +138,30 @@ fn values_inside_the_deadband_are_suppressed_and_counted() {
     assert_eq!(status.requests_per_poll, 1);
     let _ = Duration::ZERO;
 }
+
+/// A handshake group whose PLC refuses connections keeps trying on its backoff and still
+/// stops at once when asked (it is never inside a driver call for long).
+#[test]
+fn a_trigger_group_on_an_unreachable_plc_stops_promptly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (engine, polls) = start(
+        port,
+        "mode = \"HANDSHAKE\"\ntrigger = \"C0\"\ntrigger_poll_ms = 100\nack = \"C1\"\ntags = [\"HR0\"]",
+    );
+    let handle = engine.handle();
+    // Long enough for several refused connects on the backoff.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!handle.status()[0].connected);
+    let started = std::time::Instant::now();
+    let outcome = engine.stop_within(Duration::from_millis(500));
+    assert!(
+        outcome.abandoned.is_empty(),
+        "{outcome:?} after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(count(&polls), 0);
+}
