@@ -6,7 +6,7 @@
 //! printing a loud SKIPPED banner, except when `REQUIRE_PLC_SIMULATORS=1` (CI), where it
 //! panics: a CI machine that silently skipped these tests would prove nothing.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -47,7 +47,10 @@ pub fn simulators(test: &str) -> Option<&'static Simulators> {
             panic!("{REQUIRE}=1 but the PLC simulators are unavailable: {why}")
         }
         Err(why) => {
-            eprintln!(
+            // Straight to stderr, not eprintln!: the test harness captures the macros' output
+            // of a passing test, and a skip must be seen.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n==================== SKIPPED {test} ====================\n\
                  The PLC simulators (virtual-plc, pymodbus) are unavailable: {why}\n\
                  Install python3 with venv support (Debian: python3-venv); CI sets {REQUIRE}=1.\n\
@@ -73,6 +76,12 @@ fn install() -> Result<Simulators, String> {
         return finish(python, dir);
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // Another test process may be installing: wait for it, then use its work.
+    let _lock = InstallLock::take(&dir.join("install.lock"))?;
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) && python.exists()
+    {
+        return finish(python, dir);
+    }
     let _ = std::fs::remove_dir_all(&venv);
     let base = ["python3", "python"]
         .into_iter()
@@ -94,6 +103,46 @@ fn install() -> Result<Simulators, String> {
     std::fs::write(&marker, wanted)
         .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
     finish(python, dir)
+}
+
+/// A lock file held while one process installs; a lock older than ten minutes is stale (its
+/// process died) and is taken over.
+struct InstallLock(PathBuf);
+
+impl InstallLock {
+    fn take(path: &Path) -> Result<InstallLock, String> {
+        let started = Instant::now();
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(_) => return Ok(InstallLock(path.to_owned())),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > Duration::from_secs(600));
+                    if stale {
+                        let _ = std::fs::remove_file(path);
+                    } else if started.elapsed() > Duration::from_secs(900) {
+                        return Err(format!("{} is held by another install", path.display()));
+                    } else {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+                Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
+            }
+        }
+    }
+}
+
+impl Drop for InstallLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn finish(python: PathBuf, dir: PathBuf) -> Result<Simulators, String> {
