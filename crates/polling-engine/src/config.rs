@@ -385,7 +385,7 @@ fn tag_of(
                 None => Ok(None),
                 Some(toml::Value::String(s)) => Ok(Some(s.as_str())),
                 Some(other) => Err(format!(
-                    "{at}{key}: must be a string, not a {}",
+                    "{at}{key}: must be a string (found {})",
                     other.type_str()
                 )),
             };
@@ -394,7 +394,7 @@ fn tag_of(
                 Some(toml::Value::Integer(n)) => Ok(Some(*n as f64)),
                 Some(toml::Value::Float(x)) if x.is_finite() => Ok(Some(*x)),
                 Some(other) => Err(format!(
-                    "{at}{key}: must be a number, not a {}",
+                    "{at}{key}: must be a number (found {})",
                     other.type_str()
                 )),
             };
@@ -426,7 +426,7 @@ fn tag_of(
             })
         }
         other => Err(format!(
-            "must be an address string or a table with address = \"...\", not a {}",
+            "must be an address string or a table with address = \"...\" (found {})",
             other.type_str()
         )),
     }

@@ -197,3 +197,22 @@ fn driver_mistakes_name_file_group_tag_and_reason() {
         );
     }
 }
+
+#[test]
+fn values_of_the_wrong_kind_say_what_was_found() {
+    let message = error_of(&format!(
+        "{MODBUS}port = \"502\"\n{}",
+        handshake("", "MB1", "", "\"HR1\"")
+    ));
+    assert!(
+        message.ends_with("port: must be a whole number from 1 to 65535 (found string)"),
+        "{message}"
+    );
+    let message = error_of(&handshake(MODBUS, "MB1", "", "5"));
+    assert!(
+        message.ends_with(
+            "tags[0]: must be an address string or a table with address = \"...\" (found integer)"
+        ),
+        "{message}"
+    );
+}

@@ -32,7 +32,7 @@ impl<'a> Options<'a> {
                 "{key}: must be a whole number from {min} to {max}, not {n}"
             )),
             None => Err(format!(
-                "{key}: must be a whole number from {min} to {max}, not a {}",
+                "{key}: must be a whole number from {min} to {max} (found {})",
                 value.type_str()
             )),
         }
@@ -51,7 +51,7 @@ impl<'a> Options<'a> {
             None => Ok(None),
             Some(toml::Value::String(text)) => Ok(Some(text)),
             Some(other) => Err(format!(
-                "{key}: must be a string, not a {}",
+                "{key}: must be a string (found {})",
                 other.type_str()
             )),
         }
