@@ -272,6 +272,7 @@ fn the_grafana_dashboard_imports_anywhere() {
         "polling_overruns_total",
         "polling_last_poll_age_seconds",
         "polling_group_info",
+        "polling_suppressed_total",
     ] {
         assert!(
             text.contains(&format!("buffer_oracle_writer_{name}{{")),
