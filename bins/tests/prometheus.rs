@@ -73,7 +73,7 @@ fn the_shipped_rules_pass_promtool_check_and_their_unit_tests() {
                 .current_dir(&dir)
                 .args(["check", "rules", "alerts.yml"]),
         );
-    assert!(checked.contains("SUCCESS: 15 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 16 rules found"), "{checked}");
     let tested = run_tool(Command::new(&promtool).current_dir(&dir).args([
         "test",
         "rules",
@@ -98,7 +98,7 @@ fn every_alert_is_documented_and_has_a_unit_test_that_fires_it() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
         .collect();
-    assert_eq!(alerts.len(), 13, "{alerts:?}");
+    assert_eq!(alerts.len(), 14, "{alerts:?}");
     for alert in &alerts {
         let start = rules.find(&format!("- alert: {alert}\n")).unwrap();
         let block = &rules[start..];
@@ -240,6 +240,11 @@ fn the_grafana_dashboard_imports_anywhere() {
         assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
         let targets = panel["targets"].as_array().unwrap();
         assert!(!targets.is_empty(), "{title}: no query");
+        let refs: BTreeSet<&str> = targets
+            .iter()
+            .map(|t| t["refId"].as_str().unwrap())
+            .collect();
+        assert_eq!(refs.len(), targets.len(), "{title}: a refId twice");
         for target in targets {
             assert_eq!(target["datasource"]["uid"], "${datasource}", "{title}");
             let expr = target["expr"].as_str().unwrap();
@@ -265,6 +270,9 @@ fn the_grafana_dashboard_imports_anywhere() {
         "backup_bytes",
         "backup_pending_rows",
         "rejected_files",
+        "quarantine_files",
+        "rows_spilled_total",
+        "backup_lines_quarantined_total",
         "database_online",
         "health_status",
         "polling_polls_total",
