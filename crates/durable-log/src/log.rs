@@ -89,6 +89,7 @@ impl<C: Codec> DurableLog<C> {
                 stop: false,
                 sync_now: false,
                 failure: None,
+                rounds_started: 0,
             }),
             append_room: Condvar::new(),
             syncer_wake: Condvar::new(),
@@ -97,6 +98,7 @@ impl<C: Codec> DurableLog<C> {
                 last_failure: None,
                 callbacks: Vec::new(),
                 done: false,
+                rounds_done: 0,
             }),
             sync_changed: Condvar::new(),
             failures: AtomicU64::new(0),
@@ -181,8 +183,9 @@ impl<C: Codec> DurableLog<C> {
         self.inner.on_synced(ticket, Box::new(callback));
     }
 
-    /// Syncs now rather than at the next interval and waits until everything appended before
-    /// the call is durable (for shutdown and tests; the interval is what batches fsyncs).
+    /// Syncs now rather than at the next interval and waits for that sync round to finish:
+    /// everything appended and settled before the call is durable, and segments settled by
+    /// then are deleted (for shutdown and tests; the interval is what batches fsyncs).
     pub fn flush(&self, timeout: Duration) -> Result<(), SyncError> {
         self.inner.flush(timeout)
     }

@@ -306,10 +306,8 @@ pub(crate) fn recover(fs: &dyn Filesystem, dir: &Path) -> io::Result<Recovered> 
         }
     }
     // Ids below the oldest value still on disk were settled (their segments deleted).
-    let lowest = scan
-        .ranges
-        .first()
-        .map_or(scan.max_end, |range| range.ids.start);
+    let next_id = scan.max_end.max(scan.settled_max);
+    let lowest = scan.ranges.first().map_or(next_id, |range| range.ids.start);
     let mut settled = std::mem::replace(&mut scan.settled, SettledSet::new(0));
     settled.insert(0..lowest);
     // Ids missing between records, and records whose payload is damaged, are values lost
@@ -356,7 +354,7 @@ pub(crate) fn recover(fs: &dyn Filesystem, dir: &Path) -> io::Result<Recovered> 
     report.unsettled = unsettled;
     report.duration = started.elapsed();
     Ok(Recovered {
-        next_id: scan.max_end.max(scan.settled_max),
+        next_id,
         segments,
         settled,
         next_segment,

@@ -67,6 +67,8 @@ pub(crate) struct AppendState {
     pub(crate) sync_now: bool,
     /// The last write or sync failed; appends are refused until one succeeds.
     pub(crate) failure: Option<DiskFailure>,
+    /// Sync rounds begun (each takes `pending`).
+    pub(crate) rounds_started: u64,
 }
 
 pub(crate) type SyncCallback = Box<dyn FnOnce(Result<(), SyncError>) + Send>;
@@ -78,6 +80,8 @@ pub(crate) struct SyncStatus {
     pub(crate) callbacks: Vec<(u64, u64, SyncCallback)>,
     /// The sync thread has ended: nothing more will be synced.
     pub(crate) done: bool,
+    /// Sync rounds finished (written, synced, settled segments deleted).
+    pub(crate) rounds_done: u64,
 }
 
 pub(crate) struct ReaderState<T> {

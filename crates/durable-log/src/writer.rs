@@ -21,6 +21,8 @@ use crate::state::{lock, Counters, DiskFailure, Inner, SegmentInfo, SyncCallback
 const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(30);
 /// At close, how many more times a failing sync is tried before unsynced values are given up.
 const CLOSE_RETRIES: u32 = 3;
+/// ... and how long it waits between those tries.
+const CLOSE_RETRY_DELAY: Duration = Duration::from_millis(20);
 
 pub(crate) fn now_micros() -> i64 {
     SystemTime::now()
@@ -194,19 +196,40 @@ impl<C: Codec> Inner<C> {
         callback(result);
     }
 
-    /// Asks the sync thread to sync now, and waits until everything appended before the
-    /// call is durable.
+    /// Asks the sync thread for a round now and waits for it to finish.
     pub(crate) fn flush(&self, timeout: Duration) -> Result<(), SyncError> {
-        let ticket = {
+        let failures = Counters::get(&self.failures);
+        let (round, end_id) = {
             let mut state = lock(&self.append);
             state.sync_now = true;
-            SyncTicket {
-                end_id: state.next_id,
-                failures: Counters::get(&self.failures),
-            }
+            (state.rounds_started, state.next_id)
         };
         self.syncer_wake.notify_all();
-        self.wait_synced(ticket, timeout)
+        let deadline = Instant::now() + timeout;
+        let mut status = lock(&self.sync);
+        // The round after `round` began after this call, so it covers everything before it.
+        while status.rounds_done <= round && !status.done {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(SyncError::TimedOut);
+            }
+            status = self
+                .sync_changed
+                .wait_timeout(status, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        if status.synced_upto >= end_id && Counters::get(&self.failures) == failures {
+            Ok(())
+        } else if Counters::get(&self.failures) > failures {
+            Err(SyncError::Failed {
+                reason: status.last_failure.clone().unwrap_or_default(),
+            })
+        } else if status.synced_upto >= end_id {
+            Ok(())
+        } else {
+            Err(SyncError::Closed)
+        }
     }
 }
 
@@ -280,16 +303,18 @@ impl<C: Codec> Syncer<C> {
                     self.finish(active.number);
                 }
                 self.delete_settled_segments();
+                self.round_done();
                 break;
             }
             self.delete_settled_segments();
+            self.round_done();
             if stop {
                 close_tries += 1;
                 if close_tries > CLOSE_RETRIES {
                     self.give_up_unsynced();
                     break;
                 }
-                std::thread::sleep(interval.min(Duration::from_millis(100)));
+                std::thread::sleep(interval.min(CLOSE_RETRY_DELAY));
             }
         }
         if let Some(active) = self.active.take() {
@@ -305,6 +330,11 @@ impl<C: Codec> Syncer<C> {
             callback(Err(SyncError::Closed));
         }
         self.inner.notify_ready();
+    }
+
+    fn round_done(&self) {
+        lock(&self.inner.sync).rounds_done += 1;
+        self.inner.sync_changed.notify_all();
     }
 
     /// Waits for the tick (or a close or flush), then takes what was appended.
@@ -326,6 +356,7 @@ impl<C: Codec> Syncer<C> {
                 .0;
         }
         state.sync_now = false;
+        state.rounds_started += 1;
         let stop = state.stop;
         let batch = Batch {
             bytes: std::mem::take(&mut state.pending),
