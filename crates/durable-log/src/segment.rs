@@ -208,7 +208,7 @@ impl Cursor {
             return Step::End;
         }
         // The file may be shorter than `limit`; the tail is what is really there.
-        let file_end = self.file.len().unwrap_or(limit).min(limit);
+        let file_end = self.file.file_len().unwrap_or(limit).min(limit);
         self.offset = limit;
         if file_end <= offset {
             return Step::End;

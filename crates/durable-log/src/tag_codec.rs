@@ -1,18 +1,4 @@
-//! The codec for PLC tag values: about 8 to 16 bytes a value.
-//!
-//! ```text
-//! payload := strings values
-//! strings := varint n, n x (varint byte_len, UTF-8 bytes)   PLC codes and tag addresses, once each
-//! value   := varint plc_index, varint tag_index,
-//!            varint zigzag(timestamp_us - previous timestamp_us)   (the first is taken from 0)
-//!            u8 flags                                        bits 0-1 quality: 0 GOOD, 1 BAD, 2 UNCERTAIN
-//!                                                            bits 2-3 value: 0 absent, 1 f64, 2 integer
-//!            [f64 little-endian | varint zigzag(integer)]
-//! ```
-//!
-//! Whole numbers up to 2^53 (most PLC registers) are stored as varints, so an INT16 reading
-//! takes one to three bytes instead of eight. Decoding validates every value as
-//! [`TagValue::new`] does, and shares one `Arc<str>` per distinct code and address.
+//! The codec for PLC tag values.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,7 +13,21 @@ const INTERN_LIMIT: usize = 65_536;
 /// Integers with a magnitude up to this are exact in an f64.
 const EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
 
-/// Encodes [`TagValue`]s compactly; see the [module docs](self) for the layout.
+/// Encodes [`TagValue`]s in about 8 to 16 bytes each. The payload layout:
+///
+/// ```text
+/// payload := strings values
+/// strings := varint n, n x (varint byte_len, UTF-8 bytes)   PLC codes and tag addresses, once each
+/// value   := varint plc_index, varint tag_index,
+///            varint zigzag(timestamp_us - previous timestamp_us)   (the first is taken from 0)
+///            u8 flags                                        bits 0-1 quality: 0 GOOD, 1 BAD, 2 UNCERTAIN
+///                                                            bits 2-3 value: 0 absent, 1 f64, 2 integer
+///            [f64 little-endian | varint zigzag(integer)]
+/// ```
+///
+/// Whole numbers up to 2^53 (most PLC registers) are stored as varints, so an INT16 reading
+/// takes one to three bytes instead of eight. Decoding validates every value as
+/// [`TagValue::new`] does, and shares one `Arc<str>` per distinct code and address.
 #[derive(Default)]
 pub struct TagValueCodec {
     interned: Mutex<HashSet<Arc<str>>>,

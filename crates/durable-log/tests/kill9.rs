@@ -147,7 +147,6 @@ fn values_acknowledged_before_a_kill_survive_it() {
         for line in received.try_iter() {
             take(line);
         }
-        drop(take);
         for (from, to) in &acked {
             required.extend(*from..*to);
         }

@@ -16,7 +16,10 @@ use proptest::prelude::*;
 
 /// A segment of `records` records of 1..=8 values each; returns the bytes and, per record,
 /// its byte span and value numbers.
-fn segment(records: &[u8]) -> (Vec<u8>, Vec<(std::ops::Range<usize>, Vec<u64>)>) {
+/// A record's byte span in the file and the value numbers it holds.
+type Span = (std::ops::Range<usize>, Vec<u64>);
+
+fn segment(records: &[u8]) -> (Vec<u8>, Vec<Span>) {
     let mut bytes = segment_header().to_vec();
     let mut spans = Vec::new();
     let mut next = 0u64;

@@ -409,7 +409,7 @@ impl ReadAt for MemoryFile {
         Ok(n)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn file_len(&self) -> io::Result<u64> {
         let state = self.fs.lock();
         state.alive()?;
         Ok(state

@@ -48,7 +48,7 @@ pub trait ReadAt: Send {
     /// Reads up to `buf.len()` bytes at `offset`; 0 at the end of the file.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
     /// The file's current length.
-    fn len(&self) -> io::Result<u64>;
+    fn file_len(&self) -> io::Result<u64>;
 }
 
 /// A file opened for appending.

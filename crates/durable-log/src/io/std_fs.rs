@@ -105,7 +105,7 @@ impl ReadAt for StdReader {
         std::os::windows::fs::FileExt::seek_read(&self.0, buf, offset)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn file_len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 }
