@@ -1,6 +1,7 @@
 //! Plugs a database of your own into the writer: implement `Sink`, prove it with the
 //! conformance suite, and hand it to a `BatchWriter`. This one keeps rows in memory, keyed by
-//! the primary key, and refuses values the way Oracle's NUMBER would.
+//! the primary key, tells identical repeats from conflicting ones, and refuses values the way
+//! Oracle's NUMBER would.
 //!
 //! Run it: `cargo run -p examples --example custom_sink`
 
@@ -12,7 +13,9 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use csv_backup::BackupWriter;
 use oracle_batch::conformance::{self, ConformanceSink};
-use oracle_batch::{BatchWriter, RowRejection, Sink, SinkError, WriteReport};
+use oracle_batch::{
+    compare_repeat, BatchWriter, Repeat, RowConflict, RowRejection, Sink, SinkError, WriteReport,
+};
 use ringbuf_core::RingBuffer;
 use tag_model::{Quality, TagValue};
 
@@ -45,8 +48,16 @@ impl Sink for MemoryHistorian {
                 value.timestamp(),
             );
             match rows.entry(key) {
-                // Idempotent: a resent row is not stored twice.
-                Entry::Occupied(_) => report.duplicates += 1,
+                // Idempotent: a resent row is not stored twice. A repeat with another value
+                // or quality is a conflict: the stored row stays, and the writer keeps the
+                // offered one in a conflicts_*.csv file.
+                Entry::Occupied(stored) => match compare_repeat(value, stored.get()) {
+                    Repeat::Identical => report.duplicates += 1,
+                    Repeat::Conflict => report.conflicts.push(RowConflict {
+                        index,
+                        stored: Some(stored.get().clone()),
+                    }),
+                },
                 Entry::Vacant(slot) => {
                     slot.insert(value.clone());
                     report.written += 1;

@@ -231,3 +231,44 @@ fn the_dashboard_shows_a_degraded_state_and_red_counts() {
     service.signal(libc::SIGINT);
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
 }
+
+/// Conflicting duplicates: the page counts them in red and health says why it is degraded.
+#[test]
+fn the_dashboard_shows_conflicting_rows_in_red() {
+    let Some(browser) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Running::spawn(command("start_buffer_writer", dir.path(), &[]));
+    let base = service.base_url();
+    let reading = |value: u32| {
+        format!(
+            r#"{{"timestamp":"2025-11-02T14:30:45.123456","plc_code":"PLC01","tag_address":"D100","tag_value":{value}}}"#
+        )
+    };
+    let body = format!("[{},{},{}]", reading(1), reading(2), reading(99));
+    let (status, reply) = post(&format!("{base}/api/buffer/ingest"), &body);
+    assert_eq!(status, 200, "{reply}");
+    eventually("two conflicts", || {
+        get_json(&format!("{base}/api/buffer/metrics"))["accounting"]["conflicts"] == 2
+    });
+    let profile = dir.path().join("profile");
+    let output = headless(&browser, &profile, "1280,800")
+        .arg("--dump-dom")
+        .arg(format!("{base}/monitoring/buffer"))
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(raw(&dom, "backup-conflicts"), "2");
+    let at = dom
+        .find("id=\"backup-conflicts\"")
+        .expect("conflicts count");
+    let tag = &dom[dom[..at].rfind('<').unwrap()..at + dom[at..].find('>').unwrap()];
+    assert!(tag.contains("alert"), "conflicts not red: {tag}");
+    assert!(dom.contains(">2 in 1 file<"), "count and file not shown");
+    assert!(dom.contains("data-status=\"degraded\""), "not degraded");
+    assert!(
+        dom.contains("kept in conflicts_*.csv files"),
+        "no reason shown"
+    );
+    service.signal(libc::SIGINT);
+    assert!(service.wait_exit(Duration::from_secs(10)).0.success());
+}

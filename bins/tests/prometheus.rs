@@ -284,6 +284,7 @@ fn the_grafana_dashboard_imports_anywhere() {
         "quarantine_files",
         "rows_spilled_total",
         "backup_lines_quarantined_total",
+        "conflict_files",
         "database_online",
         "health_status",
         "polling_polls_total",

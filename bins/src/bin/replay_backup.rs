@@ -1,8 +1,9 @@
 //! Loads backup files into the configured database by hand: the files named, or every
 //! pending file in BACKUP_DIR, oldest first. Each file moves to `replayed/` once all its rows
-//! are stored; rows the database refuses go to a rejected file, lines that do not read back
-//! (torn, damaged) to a quarantine file. Safe to run again on a file that was partly
-//! replayed: rows already stored count as duplicates.
+//! are stored; rows the database refuses go to a rejected file, rows whose key is stored with
+//! another value or quality to a conflicts file, lines that do not read back (torn, damaged)
+//! to a quarantine file. Safe to run again on a file that was partly replayed: rows already
+//! stored count as duplicates.
 //!
 //! Only backup files inside BACKUP_DIR are replayed (and then moved): a named file must be a
 //! regular `backup_*.csv` file there, after symlinks are resolved. A file from elsewhere is
@@ -106,12 +107,13 @@ fn main() -> ExitCode {
             match result {
                 Ok(tally) => {
                     println!(
-                        "Replayed {}: {} rows ({} written, {} already stored, {} rejected){}",
+                        "Replayed {}: {} rows ({} written, {} already stored, {} rejected){}{}",
                         path.display(),
                         tally.rows,
                         tally.written,
                         tally.duplicates,
                         tally.rejected,
+                        conflicting(&tally),
                         quarantined(&tally)
                     );
                     total.add(tally);
@@ -197,13 +199,22 @@ fn import(backup: &BackupWriter, path: &Path) -> Result<PathBuf, String> {
 
 fn print_total(files: usize, total: &ReplayTally, skipped: &[(PathBuf, String)]) {
     println!(
-        "Replayed {files} files: {} rows ({} written, {} already stored, {} rejected){}",
+        "Replayed {files} files: {} rows ({} written, {} already stored, {} rejected){}{}",
         total.rows,
         total.written,
         total.duplicates,
         total.rejected,
+        conflicting(total),
         quarantined(total)
     );
+    if total.conflicts > 0 {
+        println!(
+            "{} rows were not stored because the database holds another value or quality for \
+             their key: they are in conflicts_*.csv files in the backup directory, each with \
+             the stored value it lost to",
+            total.conflicts
+        );
+    }
     if !skipped.is_empty() {
         println!(
             "Skipped {} files (left where they are, nothing of them replayed):",
@@ -212,6 +223,14 @@ fn print_total(files: usize, total: &ReplayTally, skipped: &[(PathBuf, String)])
         for (path, reason) in skipped {
             println!("  {}: {reason}", path.display());
         }
+    }
+}
+
+/// "; N conflicting (kept in conflicts_*.csv)" when rows lost to stored rows of their key.
+fn conflicting(tally: &ReplayTally) -> String {
+    match tally.conflicts {
+        0 => String::new(),
+        n => format!("; {n} conflicting (kept in conflicts_*.csv)"),
     }
 }
 

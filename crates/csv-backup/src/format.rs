@@ -31,6 +31,31 @@ pub const REJECTED_HEADER: [&str; 7] = [
     "error",
 ];
 
+/// Columns of a conflicts file: the backup columns of the row that was not stored, then the
+/// value and quality of the stored row it lost to (same key). Both stored columns empty means
+/// no row had the key any more when it was read back.
+pub const CONFLICTS_HEADER: [&str; 8] = [
+    "timestamp",
+    "plc_code",
+    "tag_address",
+    "tag_value",
+    "quality",
+    "insertion_attempt_time",
+    "stored_tag_value",
+    "stored_quality",
+];
+
+/// A row not stored because its key (plc_code, tag_address, timestamp) is stored with another
+/// value or quality.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConflictRow {
+    /// The row as it was offered (and not stored).
+    pub value: TagValue,
+    /// The stored row it lost to (its key is the same); `None` when no row had the key any
+    /// more when it was read back.
+    pub stored: Option<TagValue>,
+}
+
 /// A row the database refused, with its reason.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RejectedRow {
@@ -82,6 +107,117 @@ pub fn write_rejected_csv<W: io::Write>(
         .iter()
         .map(|row| (&row.value, Some(row.error.as_str())));
     write_rows(out, &REJECTED_HEADER, rows, attempt.as_str())
+}
+
+/// Writes conflicting rows (header included) to `out`.
+///
+/// ```
+/// use chrono::NaiveDate;
+/// use csv_backup::ConflictRow;
+/// use tag_model::{Quality, TagValue};
+///
+/// let at = NaiveDate::from_ymd_opt(2025, 11, 2).unwrap().and_hms_opt(14, 30, 45).unwrap();
+/// let row = |v| TagValue::new(at, "PLC01", "D100", Some(v), Quality::Good);
+/// let rows = [ConflictRow { value: row(2.0)?, stored: Some(row(1.0)?) }];
+/// let csv = csv_backup::write_conflicts_csv(Vec::new(), &rows, at)?;
+/// assert_eq!(
+///     String::from_utf8(csv).unwrap(),
+///     "timestamp,plc_code,tag_address,tag_value,quality,insertion_attempt_time,stored_tag_value,stored_quality\n\
+///      2025-11-02T14:30:45.000000,PLC01,D100,2.0,GOOD,2025-11-02T14:30:45.000000,1.0,GOOD\n"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_conflicts_csv<W: io::Write>(
+    out: W,
+    rows: &[ConflictRow],
+    attempt_time: NaiveDateTime,
+) -> io::Result<W> {
+    let attempt = format_timestamp(attempt_time);
+    let mut writer = csv::Writer::from_writer(out);
+    let mut number = ryu::Buffer::new();
+    let mut write_all = || -> csv::Result<()> {
+        writer.write_record(CONFLICTS_HEADER)?;
+        for row in rows {
+            write_value(&mut writer, &row.value, attempt.as_str())?;
+            match &row.stored {
+                Some(stored) => {
+                    writer.write_field(stored.value().map_or("", |v| number.format_finite(v)))?;
+                    writer.write_field(stored.quality().as_str())?;
+                }
+                None => {
+                    writer.write_field("")?;
+                    writer.write_field("")?;
+                }
+            }
+            writer.write_record(None::<&[u8]>)?;
+        }
+        Ok(())
+    };
+    write_all().map_err(into_io_error)?;
+    writer.into_inner().map_err(|error| error.into_error())
+}
+
+/// Reads a conflicts file back: the rows that were not stored, each with the stored row it
+/// lost to. A malformed row is an error naming the file, line and column.
+pub fn read_conflicts(path: &Path) -> Result<Vec<ConflictRow>, BackupError> {
+    let bytes = std::fs::read(path).map_err(|source| BackupError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let values = read_csv(bytes.as_slice(), path)?;
+    let malformed = |line: u64, reason: String| BackupError::Malformed {
+        path: path.to_owned(),
+        line,
+        reason,
+    };
+    let mut reader = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
+    let headers = reader
+        .headers()
+        .map_err(|error| csv_error(path, error))?
+        .clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| malformed(1, format!("the header has no {name} column")))
+    };
+    let (value_column, quality_column) = (column("stored_tag_value")?, column("stored_quality")?);
+    let mut rows = Vec::with_capacity(values.len());
+    let mut values = values.into_iter();
+    for record in reader.records() {
+        let record = record.map_err(|error| csv_error(path, error))?;
+        let line = record.position().map_or(0, csv::Position::line);
+        let Some(value) = values.next() else {
+            return Err(malformed(line, "more rows than values".into()));
+        };
+        let field = |index: usize| record.get(index).unwrap_or_default();
+        let stored = match (field(value_column), field(quality_column)) {
+            ("", "") => None,
+            (number, quality) => {
+                let number = match number {
+                    "" => None,
+                    text => Some(text.parse::<f64>().map_err(|_| {
+                        malformed(line, format!("stored_tag_value {text:?} is not a number"))
+                    })?),
+                };
+                let quality: Quality = quality.parse().map_err(|e: tag_model::TagValueError| {
+                    malformed(line, format!("stored_{e}"))
+                })?;
+                Some(
+                    TagValue::new(
+                        value.timestamp(),
+                        value.plc_code_arc().clone(),
+                        value.tag_address_arc().clone(),
+                        number,
+                        quality,
+                    )
+                    .map_err(|e| malformed(line, format!("stored row: {e}")))?,
+                )
+            }
+        };
+        rows.push(ConflictRow { value, stored });
+    }
+    Ok(rows)
 }
 
 /// Appends backup rows (no header) to `out`: the body of a spool file.

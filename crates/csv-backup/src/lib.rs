@@ -13,8 +13,9 @@ use chrono::NaiveDateTime;
 use tag_model::TagValue;
 
 pub use format::{
-    neutralize, read_backup, read_backup_lenient, read_csv, read_csv_lenient, restore, write_csv,
-    write_rejected_csv, BackupContents, BadLine, RejectedRow, BACKUP_HEADER, REJECTED_HEADER,
+    neutralize, read_backup, read_backup_lenient, read_conflicts, read_csv, read_csv_lenient,
+    restore, write_conflicts_csv, write_csv, write_rejected_csv, BackupContents, BadLine,
+    ConflictRow, RejectedRow, BACKUP_HEADER, CONFLICTS_HEADER, REJECTED_HEADER,
 };
 
 /// Name of the folder inside the backup directory that receives replayed files.
@@ -23,6 +24,7 @@ pub const REPLAYED_DIR: &str = "replayed";
 const BACKUP_PREFIX: &str = "backup_";
 const REJECTED_PREFIX: &str = "rejected_";
 const QUARANTINE_PREFIX: &str = "quarantine_";
+const CONFLICTS_PREFIX: &str = "conflicts_";
 const EXTENSION: &str = ".csv";
 /// More same-second files than this means something is badly wrong; stop looking.
 const MAX_SUFFIX: u32 = 100_000;
@@ -98,6 +100,10 @@ pub struct BackupStats {
     pub rejected_bytes: u64,
     /// Quarantine files: lines of backup files that could not be read back.
     pub quarantine_files: usize,
+    /// Conflicts files: rows not stored because their key holds another value or quality.
+    pub conflict_files: usize,
+    /// Their total size.
+    pub conflict_bytes: u64,
 }
 
 /// A spool file rotates at this size by default.
@@ -372,9 +378,14 @@ impl BackupWriter {
                 .strip_prefix('.')
                 .and_then(|n| n.strip_suffix(".tmp"))
                 .filter(|n| {
-                    [BACKUP_PREFIX, REJECTED_PREFIX, QUARANTINE_PREFIX]
-                        .iter()
-                        .any(|prefix| n.starts_with(prefix))
+                    [
+                        BACKUP_PREFIX,
+                        REJECTED_PREFIX,
+                        QUARANTINE_PREFIX,
+                        CONFLICTS_PREFIX,
+                    ]
+                    .iter()
+                    .any(|prefix| n.starts_with(prefix))
                 })
             else {
                 continue;
@@ -475,6 +486,19 @@ impl BackupWriter {
         })
     }
 
+    /// Saves rows that lost to a stored row with the same key (another value or quality) as a
+    /// new `conflicts_YYYYMMDD_HHMMSS.csv` file; returns its path. These files are for an
+    /// operator to look at; they are never replayed.
+    pub fn write_conflicts(
+        &self,
+        rows: &[ConflictRow],
+        attempt_time: NaiveDateTime,
+    ) -> Result<PathBuf, BackupError> {
+        self.write_atomically(CONFLICTS_PREFIX, attempt_time, |out| {
+            write_conflicts_csv(out, rows, attempt_time).map(drop)
+        })
+    }
+
     /// Backup files not yet replayed, oldest first (by the time in their name, then suffix).
     pub fn pending(&self) -> Result<Vec<BackupFile>, BackupError> {
         let mut files: Vec<(SortKey, BackupFile)> = self
@@ -526,6 +550,7 @@ impl BackupWriter {
         let pending = self.list(BACKUP_PREFIX)?;
         let rejected = self.list(REJECTED_PREFIX)?;
         let quarantine = self.list(QUARANTINE_PREFIX)?;
+        let conflicts = self.list(CONFLICTS_PREFIX)?;
         let spool_bytes = self
             .spool
             .lock()
@@ -538,6 +563,8 @@ impl BackupWriter {
             rejected_files: rejected.len(),
             rejected_bytes: rejected.iter().map(|f| f.bytes).sum(),
             quarantine_files: quarantine.len(),
+            conflict_files: conflicts.len(),
+            conflict_bytes: conflicts.iter().map(|f| f.bytes).sum(),
         })
     }
 

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveDateTime};
-use csv_backup::{read_backup, read_csv, BackupError, BackupWriter, RejectedRow};
+use csv_backup::{
+    read_backup, read_conflicts, read_csv, BackupError, BackupWriter, ConflictRow, RejectedRow,
+};
 use tag_model::{Quality, TagValue};
 
 fn at(h: u32, m: u32, s: u32, micros: u32) -> NaiveDateTime {
@@ -167,6 +169,79 @@ fn rejected_rows_carry_the_reason_and_are_not_pending_backups() {
     let stats = backups.stats().unwrap();
     assert_eq!((stats.pending_files, stats.rejected_files), (0, 1));
     assert_eq!(stats.rejected_bytes, fs::metadata(&path).unwrap().len());
+}
+
+#[test]
+fn conflicting_rows_keep_the_stored_value_they_lost_to_and_are_not_pending_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = BackupWriter::new(dir.path()).unwrap();
+    let rows = [
+        ConflictRow {
+            value: value("PLC01", "D100", Some(2.0), Quality::Good),
+            stored: Some(value("PLC01", "D100", Some(1.0), Quality::Good)),
+        },
+        ConflictRow {
+            value: value("=PLC", "D101", None, Quality::Bad),
+            stored: Some(value("=PLC", "D101", Some(-0.5), Quality::Uncertain)),
+        },
+        ConflictRow {
+            value: value("PLC01", "D102", Some(99.0), Quality::Good),
+            stored: Some(value("PLC01", "D102", None, Quality::Bad)),
+        },
+        // The stored row was gone when read back.
+        ConflictRow {
+            value: value("PLC01", "D103", Some(7.0), Quality::Good),
+            stored: None,
+        },
+    ];
+    let path = backups.write_conflicts(&rows, at(14, 30, 52, 0)).unwrap();
+    assert_eq!(
+        path.file_name().unwrap().to_str().unwrap(),
+        "conflicts_20251102_143052.csv"
+    );
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "timestamp,plc_code,tag_address,tag_value,quality,insertion_attempt_time,\
+         stored_tag_value,stored_quality\n\
+         2025-11-02T14:30:45.123456,PLC01,D100,2.0,GOOD,2025-11-02T14:30:52.000000,1.0,GOOD\n\
+         2025-11-02T14:30:45.123456,'=PLC,D101,,BAD,2025-11-02T14:30:52.000000,-0.5,UNCERTAIN\n\
+         2025-11-02T14:30:45.123456,PLC01,D102,99.0,GOOD,2025-11-02T14:30:52.000000,,BAD\n\
+         2025-11-02T14:30:45.123456,PLC01,D103,7.0,GOOD,2025-11-02T14:30:52.000000,,\n"
+    );
+    assert_eq!(read_conflicts(&path).unwrap(), rows);
+    // The offered rows read back like a backup (the stored columns are extra).
+    let offered: Vec<TagValue> = rows.iter().map(|r| r.value.clone()).collect();
+    assert_eq!(read_backup(&path).unwrap(), offered);
+    assert!(backups.pending().unwrap().is_empty());
+    let stats = backups.stats().unwrap();
+    assert_eq!(
+        (
+            stats.pending_files,
+            stats.rejected_files,
+            stats.conflict_files
+        ),
+        (0, 0, 1)
+    );
+    assert_eq!(stats.conflict_bytes, fs::metadata(&path).unwrap().len());
+    // A second one in the same second gets its own name.
+    let again = backups
+        .write_conflicts(&rows[..1], at(14, 30, 52, 0))
+        .unwrap();
+    assert!(
+        again.ends_with("conflicts_20251102_143052_1.csv"),
+        "{again:?}"
+    );
+    // A damaged stored column is an error naming the line and column.
+    let damaged = dir.path().join("conflicts_damaged.csv");
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace(",1.0,GOOD", ",one,GOOD");
+    fs::write(&damaged, text).unwrap();
+    let error = read_conflicts(&damaged).unwrap_err().to_string();
+    assert!(
+        error.ends_with("line 2: stored_tag_value \"one\" is not a number"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -5,10 +5,12 @@ mod sink;
 mod sqlite;
 
 pub use sink::{
-    validate_table_name, FailureKind, RowRejection, Sink, SinkCheck, SinkError, WriteReport,
+    validate_table_name, FailureKind, RowConflict, RowRejection, Sink, SinkCheck, SinkError,
+    WriteReport,
 };
 pub use sqlite::{SqliteSink, SQLITE_DDL};
 mod clock;
+mod conflict;
 pub mod conformance;
 mod oracle_sink;
 mod postgres_sink;
@@ -18,6 +20,7 @@ pub mod testing;
 mod writer;
 
 pub use clock::{Wake, WriterClock};
+pub use conflict::{compare_repeat, settle_repeats, Repeat, Repeats};
 pub use oracle_sink::{
     bind_types, classify_message, error_codes, insert_sql, report_from_batch_errors, BatchRowError,
     ErrorContext, OracleConfig, OracleSink, MAX_ROWS_PER_EXECUTE,

@@ -12,6 +12,7 @@ use r2d2::{NopErrorHandler, Pool, PooledConnection};
 use r2d2_oracle::OracleConnectionManager;
 use tag_model::TagValue;
 
+use crate::conflict::settle_repeats;
 use crate::secret::Secret;
 use crate::sink::{
     stored_value, validate_table_name, FailureKind, RowRejection, Sink, SinkError, WriteReport,
@@ -86,15 +87,20 @@ pub struct BatchRowError {
     pub message: String,
 }
 
-/// Turns the batch errors of `rows` executed rows (starting at `first_index` of the batch)
-/// into a report: ORA-00001 rows are duplicates, other errors rejections, the rest written.
-pub fn report_from_batch_errors(
-    first_index: usize,
-    rows: usize,
+/// Turns the batch errors of an executed batch into its report. `errors` carry offsets within
+/// `batch` (each chunk's offsets plus the chunk's first index). ORA-00001 rows repeat a stored
+/// key: they are split into duplicates and conflicts by [`settle_repeats`], with the stored
+/// rows for their keys from `read_back` (one call, and none when no row hit ORA-00001, so a
+/// healthy batch pays nothing). Other errors are rejections; the remaining rows were written.
+/// Offsets out of range, and a second error for the same row, are ignored.
+pub fn report_from_batch_errors<E>(
+    batch: &[TagValue],
     errors: &[BatchRowError],
-) -> WriteReport {
+    read_back: impl FnOnce(&[&TagValue]) -> Result<Vec<TagValue>, E>,
+) -> Result<WriteReport, E> {
     let mut report = WriteReport::default();
-    let mut failed = vec![false; rows];
+    let mut failed = vec![false; batch.len()];
+    let mut repeated = Vec::new();
     for error in errors {
         let Some(slot) = failed.get_mut(error.offset) else {
             continue;
@@ -103,17 +109,47 @@ pub fn report_from_batch_errors(
             continue; // one verdict per row
         }
         if error.code == 1 {
-            report.duplicates += 1;
+            repeated.push(error.offset);
         } else {
             report.rejected.push(RowRejection {
-                index: first_index + error.offset,
+                index: error.offset,
                 reason: error.message.clone(),
             });
         }
     }
     report.rejected.sort_by_key(|r| r.index);
-    report.written = rows - report.duplicates - report.rejected.len();
-    report
+    repeated.sort_unstable();
+    report.written = batch.len() - repeated.len() - report.rejected.len();
+    let repeats = settle_repeats(batch, &repeated, repeated.len(), read_back)?;
+    report.duplicates = repeats.duplicates;
+    report.conflicts = repeats.conflicts;
+    Ok(report)
+}
+
+/// Most keys in one read-back query: Oracle allows 1,000 entries in an IN list.
+const KEYS_PER_QUERY: usize = 1_000;
+
+/// The number of keys a read-back query of `keys` keys binds: rounded up to 1, 4, 16, 64, 256
+/// or 1,000 (the last key repeated), so that a handful of statement texts serve every batch
+/// and stay in the statement cache instead of each being parsed anew.
+fn stored_rows_query_keys(keys: usize) -> usize {
+    [1, 4, 16, 64, 256]
+        .into_iter()
+        .find(|&size| keys <= size)
+        .unwrap_or(KEYS_PER_QUERY)
+}
+
+/// The read-back of the stored rows for `keys` keys (at most 1,000), bound in order as
+/// (plc_code, tag_address, timestamp) triples: one primary-key IN list.
+fn stored_rows_sql(table: &str, keys: usize) -> String {
+    let list: Vec<String> = (0..keys)
+        .map(|i| format!("(:{}, :{}, :{})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .collect();
+    format!(
+        "SELECT timestamp, plc_code, tag_address, tag_value, quality FROM {table} \
+         WHERE (plc_code, tag_address, timestamp) IN ({})",
+        list.join(", ")
+    )
 }
 
 const TRANSIENT_ORA: &[u32] = &[
@@ -317,12 +353,13 @@ impl OracleSink {
             .map_err(|e| self.classify(&e))
     }
 
+    /// Executes one chunk with batch errors on; returns the row errors (offsets within the
+    /// chunk). Nothing is committed here.
     fn write_chunk(
         &self,
         connection: &Connection,
-        first_index: usize,
         rows: &[TagValue],
-    ) -> Result<WriteReport, oracle::Error> {
+    ) -> Result<Vec<BatchRowError>, oracle::Error> {
         let mut batch = connection
             .batch(&self.insert_sql, rows.len())
             .with_batch_errors()
@@ -340,28 +377,66 @@ impl OracleSink {
             ])?;
         }
         match batch.execute() {
-            Ok(()) => Ok(WriteReport {
-                written: rows.len(),
-                ..WriteReport::default()
-            }),
-            Err(error) if error.kind() == ErrorKind::BatchErrors => {
-                let errors: Vec<BatchRowError> = error
-                    .batch_errors()
-                    .map(|errors| {
-                        errors
-                            .iter()
-                            .map(|e| BatchRowError {
-                                offset: e.offset() as usize,
-                                code: e.code(),
-                                message: e.message().to_owned(),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                Ok(report_from_batch_errors(first_index, rows.len(), &errors))
-            }
+            Ok(()) => Ok(Vec::new()),
+            Err(error) if error.kind() == ErrorKind::BatchErrors => Ok(error
+                .batch_errors()
+                .map(|errors| {
+                    errors
+                        .iter()
+                        .map(|e| BatchRowError {
+                            offset: e.offset() as usize,
+                            code: e.code(),
+                            message: e.message().to_owned(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()),
             Err(error) => Err(error),
         }
+    }
+
+    /// The stored rows with these keys, on the batch's connection (so rows inserted earlier in
+    /// the same, uncommitted batch are seen): one IN-list query per 1,000 keys.
+    fn stored_rows(
+        &self,
+        connection: &Connection,
+        keys: &[&TagValue],
+    ) -> Result<Vec<TagValue>, SinkError> {
+        let mut stored = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let size = stored_rows_query_keys(chunk.len());
+            let padded: Vec<(&str, &str, chrono::NaiveDateTime)> = (0..size)
+                .map(|i| {
+                    let key = chunk[i.min(chunk.len() - 1)];
+                    (key.plc_code(), key.tag_address(), key.timestamp())
+                })
+                .collect();
+            let binds: Vec<&dyn oracle::sql_type::ToSql> = padded
+                .iter()
+                .flat_map(|(plc, address, timestamp)| {
+                    [
+                        plc as &dyn oracle::sql_type::ToSql,
+                        address as &dyn oracle::sql_type::ToSql,
+                        timestamp as &dyn oracle::sql_type::ToSql,
+                    ]
+                })
+                .collect();
+            let rows = connection
+                .query(&stored_rows_sql(&self.config.table, size), &binds)
+                .map_err(|e| self.classify(&e))?;
+            for row in rows {
+                let row = row.map_err(|e| self.classify(&e))?;
+                let (timestamp, plc, address, value, quality): (
+                    chrono::NaiveDateTime,
+                    String,
+                    String,
+                    Option<f64>,
+                    String,
+                ) = row.get_as().map_err(|e| self.classify(&e))?;
+                stored.push(stored_value(timestamp, plc, address, value, &quality)?);
+            }
+        }
+        Ok(stored)
     }
 
     /// Every row of the table (for tests and the connection check).
@@ -459,13 +534,15 @@ impl Sink for OracleSink {
             return Ok(WriteReport::default());
         }
         let connection = self.connection()?;
-        let mut report = WriteReport::default();
+        let mut errors = Vec::new();
         for (chunk_number, rows) in batch.chunks(MAX_ROWS_PER_EXECUTE).enumerate() {
-            match self.write_chunk(&connection, chunk_number * MAX_ROWS_PER_EXECUTE, rows) {
-                Ok(chunk) => {
-                    report.written += chunk.written;
-                    report.duplicates += chunk.duplicates;
-                    report.rejected.extend(chunk.rejected);
+            let first_index = chunk_number * MAX_ROWS_PER_EXECUTE;
+            match self.write_chunk(&connection, rows) {
+                Ok(chunk_errors) => {
+                    errors.extend(chunk_errors.into_iter().map(|error| BatchRowError {
+                        offset: first_index + error.offset,
+                        ..error
+                    }))
                 }
                 Err(error) => {
                     let _ = connection.rollback();
@@ -473,6 +550,12 @@ impl Sink for OracleSink {
                 }
             }
         }
+        // Read back the rows that hit ORA-00001 before committing, on the same connection.
+        let report =
+            report_from_batch_errors(batch, &errors, |keys| self.stored_rows(&connection, keys))
+                .inspect_err(|_| {
+                    let _ = connection.rollback();
+                })?;
         // Good rows of a batch with errors are still uncommitted: commit them all at once.
         connection.commit().map_err(|e| self.classify(&e))?;
         Ok(report)
@@ -525,6 +608,7 @@ impl std::fmt::Debug for OracleSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tag_model::Quality;
 
     fn context(password: &Secret) -> ErrorContext<'_> {
         ErrorContext {
@@ -568,8 +652,18 @@ mod tests {
         }
     }
 
+    fn sample(count: usize) -> Vec<TagValue> {
+        crate::conformance::sample_rows(count)
+    }
+
+    /// A read-back that must not happen.
+    fn no_read(_: &[&TagValue]) -> Result<Vec<TagValue>, SinkError> {
+        panic!("read back rows for a batch without ORA-00001")
+    }
+
     #[test]
     fn batch_errors_map_to_duplicates_rejections_and_written_rows() {
+        let batch = sample(10);
         let errors = [
             BatchRowError {
                 offset: 7,
@@ -598,30 +692,128 @@ mod tests {
                 message: "again".into(),
             },
         ];
-        let report = report_from_batch_errors(1_000, 10, &errors);
+        // Row 2 is stored as sent: an identical repeat.
+        let stored = vec![batch[2].clone()];
+        let report =
+            report_from_batch_errors(&batch, &errors, |_| Ok::<_, SinkError>(stored)).unwrap();
         assert_eq!(report.written, 7);
         assert_eq!(report.duplicates, 1);
+        assert!(report.conflicts.is_empty());
         assert_eq!(
             report.rejected,
             [
                 RowRejection {
-                    index: 1_003,
+                    index: 3,
                     reason: "ORA-12899: value too large for column".into()
                 },
                 RowRejection {
-                    index: 1_007,
+                    index: 7,
                     reason: "ORA-01426: numeric overflow".into()
                 },
             ]
         );
         assert!(report.accounts_for(10));
         assert_eq!(
-            report_from_batch_errors(0, 5, &[]),
+            report_from_batch_errors(&batch[..5], &[], no_read).unwrap(),
             WriteReport {
                 written: 5,
                 ..WriteReport::default()
             }
         );
+        // Rejections alone read nothing back either.
+        let rejected_only = &errors[..1];
+        let report = report_from_batch_errors(&batch, rejected_only, no_read).unwrap();
+        assert_eq!((report.written, report.rejected.len()), (9, 1));
+    }
+
+    /// 1, 2 and 99 for one key in one array insert: rows 1 and 2 hit ORA-00001 against row 0
+    /// (uncommitted, same statement); a further row repeats a key stored earlier with another
+    /// quality. One read-back query for the two keys; the stored rows win.
+    #[test]
+    fn ora_00001_rows_that_differ_from_the_stored_row_are_conflicts() {
+        let first = sample(2);
+        let with = |i: usize, value: f64, quality: Quality| {
+            TagValue::new(
+                first[i].timestamp(),
+                first[i].plc_code(),
+                first[i].tag_address(),
+                Some(value),
+                quality,
+            )
+            .unwrap()
+        };
+        let earlier = with(1, 5.0, Quality::Good);
+        let batch = [
+            with(0, 1.0, Quality::Good),
+            with(0, 2.0, Quality::Good),
+            with(0, 99.0, Quality::Good),
+            with(0, 1.0, Quality::Good),
+            with(1, 5.0, Quality::Bad),
+        ];
+        let errors: Vec<BatchRowError> = [4, 1, 3, 2] // Oracle does not sort them
+            .into_iter()
+            .map(|offset| BatchRowError {
+                offset,
+                code: 1,
+                message: "ORA-00001: unique constraint (SCADA.PK_TAG_VALUES) violated".into(),
+            })
+            .collect();
+        let mut calls = Vec::new();
+        let report = report_from_batch_errors(&batch, &errors, |keys| {
+            calls.push(keys.len());
+            Ok::<_, SinkError>(vec![batch[0].clone(), earlier.clone()])
+        })
+        .unwrap();
+        assert_eq!(calls, [2], "one read-back of the two distinct keys");
+        assert_eq!((report.written, report.duplicates), (1, 1));
+        // (index, offered value, stored value, stored quality)
+        type Lost = (usize, Option<f64>, Option<f64>, Option<Quality>);
+        let conflicts: Vec<Lost> = report
+            .conflicts
+            .iter()
+            .map(|c| {
+                let stored = c.stored.as_ref().unwrap();
+                (
+                    c.index,
+                    batch[c.index].value(),
+                    stored.value(),
+                    Some(stored.quality()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            conflicts,
+            [
+                (1, Some(2.0), Some(1.0), Some(Quality::Good)),
+                (2, Some(99.0), Some(1.0), Some(Quality::Good)),
+                (4, Some(5.0), Some(5.0), Some(Quality::Good)),
+            ]
+        );
+        assert!(report.accounts_for(batch.len()));
+        // A failed read-back fails the batch (it is rolled back and retried).
+        let error = report_from_batch_errors(&batch, &errors, |_| {
+            Err::<Vec<TagValue>, _>(SinkError::transient("ORA-03113: end-of-file"))
+        })
+        .unwrap_err();
+        assert!(error.is_transient());
+    }
+
+    #[test]
+    fn the_read_back_query_uses_a_few_statement_texts() {
+        let sizes: Vec<usize> = [1, 2, 4, 5, 16, 17, 64, 65, 256, 257, 999, 1_000]
+            .into_iter()
+            .map(stored_rows_query_keys)
+            .collect();
+        assert_eq!(
+            sizes,
+            [1, 4, 4, 16, 16, 64, 64, 256, 256, 1_000, 1_000, 1_000]
+        );
+        assert_eq!(
+            stored_rows_sql("SCADA.TAG_VALUES", 2),
+            "SELECT timestamp, plc_code, tag_address, tag_value, quality FROM SCADA.TAG_VALUES \
+             WHERE (plc_code, tag_address, timestamp) IN ((:1, :2, :3), (:4, :5, :6))"
+        );
+        assert!(stored_rows_sql("T", 1_000).ends_with("(:2998, :2999, :3000))"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use r2d2::{NopErrorHandler, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use tag_model::TagValue;
 
+use crate::conflict::settle_repeats;
 use crate::secret::Secret;
 use crate::sink::{
     stored_value, validate_table_name, RowRejection, Sink, SinkCheck, SinkError, WriteReport,
@@ -49,6 +50,7 @@ pub struct PostgresSink {
     table: String,
     insert_sql: String,
     row_sql: String,
+    stored_sql: String,
     description: String,
     timeout: Duration,
     /// Set by a failed write: the pool may hold connections to a server that has since
@@ -128,6 +130,7 @@ impl PostgresSink {
             connection_config,
             password,
             insert_sql: postgres_insert_sql(&table),
+            stored_sql: postgres_stored_rows_sql(&table),
             row_sql: format!(
                 "INSERT INTO {table} (timestamp, plc_code, tag_address, tag_value, quality) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (plc_code, tag_address, timestamp) DO NOTHING"
@@ -225,12 +228,14 @@ impl PostgresSink {
         &self,
         client: &mut Client,
         batch: &[TagValue],
-    ) -> Result<WriteReport, postgres::Error> {
+    ) -> Result<WriteReport, SinkError> {
+        let sql_error = |e: postgres::Error| self.classify(&e);
         let mut report = WriteReport::default();
-        let mut transaction = client.transaction()?;
-        let statement = transaction.prepare(&self.row_sql)?;
+        let mut repeated = Vec::new();
+        let mut transaction = client.transaction().map_err(sql_error)?;
+        let statement = transaction.prepare(&self.row_sql).map_err(sql_error)?;
         for (index, value) in batch.iter().enumerate() {
-            let mut savepoint = transaction.savepoint("row")?;
+            let mut savepoint = transaction.savepoint("row").map_err(sql_error)?;
             let result = savepoint.execute(
                 &statement,
                 &[
@@ -243,26 +248,56 @@ impl PostgresSink {
             );
             match result {
                 Ok(0) => {
-                    report.duplicates += 1;
-                    savepoint.commit()?;
+                    repeated.push(index);
+                    savepoint.commit().map_err(sql_error)?;
                 }
                 Ok(_) => {
                     report.written += 1;
-                    savepoint.commit()?;
+                    savepoint.commit().map_err(sql_error)?;
                 }
                 Err(error) if is_row_error(&error) => {
                     report.rejected.push(RowRejection {
                         index,
                         reason: db_message(&error),
                     });
-                    savepoint.rollback()?;
+                    savepoint.rollback().map_err(sql_error)?;
                 }
-                Err(error) => return Err(error),
+                Err(error) => return Err(sql_error(error)),
             }
         }
-        transaction.commit()?;
+        let repeats = settle_repeats(batch, &repeated, repeated.len(), |keys| {
+            self.stored_rows(&mut transaction, keys)
+        })?;
+        report.duplicates = repeats.duplicates;
+        report.conflicts = repeats.conflicts;
+        transaction.commit().map_err(sql_error)?;
         Ok(report)
     }
+
+    /// The stored rows with these keys, in one query (the keys as three arrays).
+    fn stored_rows(
+        &self,
+        client: &mut impl postgres::GenericClient,
+        keys: &[&TagValue],
+    ) -> Result<Vec<TagValue>, SinkError> {
+        let timestamps: Vec<NaiveDateTime> = keys.iter().map(|k| k.timestamp()).collect();
+        let plc_codes: Vec<&str> = keys.iter().map(|k| k.plc_code()).collect();
+        let addresses: Vec<&str> = keys.iter().map(|k| k.tag_address()).collect();
+        let rows = client
+            .query(&self.stored_sql, &[&timestamps, &plc_codes, &addresses])
+            .map_err(|e| self.classify(&e))?;
+        rows.iter().map(row_to_value).collect()
+    }
+}
+
+/// The read-back of stored rows by key: three arrays joined on the primary key.
+fn postgres_stored_rows_sql(table: &str) -> String {
+    format!(
+        "SELECT t.timestamp, t.plc_code, t.tag_address, t.tag_value, t.quality \
+         FROM unnest($1::timestamp[], $2::varchar[], $3::varchar[]) AS k (timestamp, plc_code, tag_address) \
+         JOIN {table} AS t ON t.plc_code = k.plc_code AND t.tag_address = k.tag_address \
+         AND t.timestamp = k.timestamp"
+    )
 }
 
 fn row_to_value(row: &postgres::Row) -> Result<TagValue, SinkError> {
@@ -353,16 +388,26 @@ impl Sink for PostgresSink {
                 let written = usize::try_from(inserted)
                     .unwrap_or(batch.len())
                     .min(batch.len());
+                // The statement says only how many rows were skipped, not which: every row
+                // is a candidate, and a skipped row is one whose stored row differs or
+                // (identical) is counted as a duplicate. A batch without repeats reads nothing.
+                let all: Vec<usize> = if written < batch.len() {
+                    (0..batch.len()).collect()
+                } else {
+                    Vec::new()
+                };
+                let repeats = settle_repeats(batch, &all, batch.len() - written, |keys| {
+                    self.stored_rows(&mut *client, keys)
+                })?;
                 Ok(WriteReport {
                     written,
-                    duplicates: batch.len() - written,
+                    duplicates: repeats.duplicates,
+                    conflicts: repeats.conflicts,
                     rejected: Vec::new(),
                 })
             }
             // A bad row fails the whole statement: find it row by row.
-            Err(error) if is_row_error(&error) => self
-                .write_rows_one_by_one(&mut client, batch)
-                .map_err(|e| self.classify(&e)),
+            Err(error) if is_row_error(&error) => self.write_rows_one_by_one(&mut client, batch),
             Err(error) => Err(self.classify(&error)),
         }
     }

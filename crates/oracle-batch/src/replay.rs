@@ -17,6 +17,9 @@ pub struct ReplayTally {
     pub written: usize,
     /// Rows the database already had (a partly replayed file replayed again, say).
     pub duplicates: usize,
+    /// Rows not stored because their key holds another value or quality (saved to a
+    /// conflicts file, with the stored value).
+    pub conflicts: usize,
     /// Rows the database refused (saved to a rejected file).
     pub rejected: usize,
     /// Lines that could not be read back (torn, damaged), moved to a quarantine file.
@@ -29,6 +32,7 @@ impl ReplayTally {
         self.rows += other.rows;
         self.written += other.written;
         self.duplicates += other.duplicates;
+        self.conflicts += other.conflicts;
         self.rejected += other.rejected;
         self.quarantined += other.quarantined;
     }
@@ -119,6 +123,7 @@ impl Replay {
         self.cursor = (self.cursor + rows).min(self.rows.len());
         self.tally.written += report.written;
         self.tally.duplicates += report.duplicates;
+        self.tally.conflicts += report.conflicts.len();
         self.tally.rejected += report.rejected.len();
     }
 
@@ -159,10 +164,11 @@ pub(crate) fn rejected_rows(chunk: &[TagValue], report: &WriteReport) -> Vec<Rej
 }
 
 /// Replays one backup file into `sink` in chunks of `chunk_rows`, saves refused rows to a
-/// rejected file, saves lines that do not read back (torn, damaged) to a quarantine file,
-/// and moves the file to `replayed/` when every good row is stored. `progress` is called
-/// with the rows done after each chunk. On a database error the file stays where it is;
-/// replaying it again is safe, as writes are idempotent.
+/// rejected file, rows whose key is stored with another value or quality to a conflicts file,
+/// and lines that do not read back (torn, damaged) to a quarantine file, and moves the file
+/// to `replayed/` when every good row is stored. `progress` is called with the rows done
+/// after each chunk. On a database error the file stays where it is; replaying it again is
+/// safe, as writes are idempotent.
 pub fn replay_file(
     sink: &mut dyn Sink,
     backup: &BackupWriter,
@@ -175,6 +181,10 @@ pub fn replay_file(
     while !replay.is_done() {
         let chunk = replay.next_chunk(chunk_rows.max(1)).to_vec();
         let report = sink.write_batch(&chunk)?;
+        let conflicts = crate::writer::conflict_rows(&chunk, &report);
+        if !conflicts.is_empty() {
+            backup.write_conflicts(&conflicts, chrono::Utc::now().naive_utc())?;
+        }
         let rejected = rejected_rows(&chunk, &report);
         if !rejected.is_empty() {
             backup.write_rejected(&rejected, chrono::Utc::now().naive_utc())?;

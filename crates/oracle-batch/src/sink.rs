@@ -4,11 +4,14 @@ use std::fmt;
 
 use tag_model::TagValue;
 
+pub use crate::conflict::RowConflict;
+
 /// A database that stores batches of tag values.
 ///
 /// Writes must be idempotent through the primary key (plc_code, tag_address, timestamp): a
-/// row already stored is reported as a duplicate, never stored twice, so any batch may be
-/// resent after a failure whose outcome is unknown.
+/// row already stored is never stored twice, so any batch may be resent after a failure whose
+/// outcome is unknown. It is reported as a duplicate when it repeats the stored row, or as a
+/// conflict (with the stored row) when its value or quality differs: the stored row stays.
 ///
 /// A sink belongs to one writer thread at a time (`&mut self`); a writer with several threads
 /// gets one sink each (clones sharing a connection pool, say).
@@ -70,12 +73,17 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
 }
 
 /// What happened to the rows of a batch that was written.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct WriteReport {
     /// Rows inserted.
     pub written: usize,
-    /// Rows already stored (same primary key): they count as stored.
+    /// Rows already stored with the same value and quality (same primary key): they count as
+    /// stored.
     pub duplicates: usize,
+    /// Rows not stored because their primary key is stored with another value or quality,
+    /// with the stored row (see [`settle_repeats`](crate::settle_repeats)). A sink that
+    /// cannot tell may count them as duplicates; the built-in sinks all tell.
+    pub conflicts: Vec<RowConflict>,
     /// Rows the database refused, with its reason.
     pub rejected: Vec<RowRejection>,
 }
@@ -83,7 +91,7 @@ pub struct WriteReport {
 impl WriteReport {
     /// All rows of a batch of `rows` accounted for?
     pub fn accounts_for(&self, rows: usize) -> bool {
-        self.written + self.duplicates + self.rejected.len() == rows
+        self.written + self.duplicates + self.conflicts.len() + self.rejected.len() == rows
     }
 }
 
@@ -224,12 +232,16 @@ mod tests {
         let report = WriteReport {
             written: 3,
             duplicates: 1,
+            conflicts: vec![RowConflict {
+                index: 5,
+                stored: None,
+            }],
             rejected: vec![RowRejection {
                 index: 4,
                 reason: "bad".into(),
             }],
         };
-        assert!(report.accounts_for(5));
-        assert!(!report.accounts_for(6));
+        assert!(report.accounts_for(6));
+        assert!(!report.accounts_for(5));
     }
 }

@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use rusqlite::{ffi, params, Connection, ErrorCode, OptionalExtension};
 use tag_model::TagValue;
 
+use crate::conflict::settle_repeats;
 use crate::sink::{stored_value, validate_table_name, RowRejection, Sink, SinkError, WriteReport};
 
 /// The DDL in `sql/sqlite/create_tag_values.sql`, for table `TAG_VALUES`.
@@ -188,14 +189,19 @@ impl SqliteSink {
         .transpose()
     }
 
-    fn write_in_transaction(&mut self, batch: &[TagValue]) -> Result<WriteReport, rusqlite::Error> {
+    fn write_in_transaction(&mut self, batch: &[TagValue]) -> Result<WriteReport, SinkError> {
+        let sql_error = |e: rusqlite::Error| classify(&e);
         let inserted_at = to_micros(Utc::now().naive_utc());
         let transaction = self
             .connection
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql_error)?;
         let mut report = WriteReport::default();
+        let mut repeated = Vec::new();
         {
-            let mut insert = transaction.prepare_cached(&self.insert_sql)?;
+            let mut insert = transaction
+                .prepare_cached(&self.insert_sql)
+                .map_err(sql_error)?;
             for (index, value) in batch.iter().enumerate() {
                 let result = insert.execute(params![
                     to_micros(value.timestamp()),
@@ -206,19 +212,86 @@ impl SqliteSink {
                     inserted_at,
                 ]);
                 match result {
-                    Ok(0) => report.duplicates += 1,
+                    Ok(0) => repeated.push(index),
                     Ok(_) => report.written += 1,
                     Err(error) if is_row_error(&error) => report.rejected.push(RowRejection {
                         index,
                         reason: error.to_string(),
                     }),
-                    Err(error) => return Err(error), // the transaction rolls back on drop
+                    // The transaction rolls back on drop.
+                    Err(error) => return Err(sql_error(error)),
                 }
             }
         }
-        transaction.commit()?;
+        // Inside the transaction: the rows that won, earlier in this batch or before it.
+        let repeats = settle_repeats(batch, &repeated, repeated.len(), |keys| {
+            stored_rows(&transaction, &self.table, keys)
+        })?;
+        report.duplicates = repeats.duplicates;
+        report.conflicts = repeats.conflicts;
+        transaction.commit().map_err(sql_error)?;
         Ok(report)
     }
+}
+
+/// Keys per read-back query: 3 parameters each, well under SQLite's limit of 32,766.
+const KEYS_PER_QUERY: usize = 1_000;
+
+/// The stored rows with these keys, by primary-key lookups (the keys drive the join).
+fn stored_rows(
+    connection: &Connection,
+    table: &str,
+    keys: &[&TagValue],
+) -> Result<Vec<TagValue>, SinkError> {
+    let mut rows = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(KEYS_PER_QUERY) {
+        let mut statement = connection
+            .prepare(&stored_rows_sql(table, chunk.len()))
+            .map_err(|e| classify(&e))?;
+        let sql_error = |e: rusqlite::Error| classify(&e);
+        for (i, key) in chunk.iter().enumerate() {
+            statement
+                .raw_bind_parameter(3 * i + 1, to_micros(key.timestamp()))
+                .and_then(|()| statement.raw_bind_parameter(3 * i + 2, key.plc_code()))
+                .and_then(|()| statement.raw_bind_parameter(3 * i + 3, key.tag_address()))
+                .map_err(sql_error)?;
+        }
+        let mut found = statement.raw_query();
+        while let Some(row) = found.next().map_err(sql_error)? {
+            let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<_> {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<f64>>(3)?,
+                    row.get::<_, String>(4)?,
+                ))
+            };
+            let (micros, plc, address, value, quality) = read(row).map_err(sql_error)?;
+            rows.push(stored_value(
+                from_micros(micros),
+                plc,
+                address,
+                value,
+                &quality,
+            )?);
+        }
+    }
+    Ok(rows)
+}
+
+/// `SELECT` of the stored rows for `keys` keys, bound as (timestamp, plc_code, tag_address)
+/// triples. `CROSS JOIN` keeps the keys as the outer loop, so each is one primary-key lookup.
+fn stored_rows_sql(table: &str, keys: usize) -> String {
+    let mut values = "(?,?,?),".repeat(keys);
+    values.pop();
+    format!(
+        "WITH keys (timestamp, plc_code, tag_address) AS (VALUES {values}) \
+         SELECT t.timestamp, t.plc_code, t.tag_address, t.tag_value, t.quality \
+         FROM keys CROSS JOIN {table} AS t \
+         ON t.timestamp = keys.timestamp AND t.plc_code = keys.plc_code \
+         AND t.tag_address = keys.tag_address"
+    )
 }
 
 impl Sink for SqliteSink {
@@ -226,7 +299,7 @@ impl Sink for SqliteSink {
         if batch.is_empty() {
             return Ok(WriteReport::default());
         }
-        self.write_in_transaction(batch).map_err(|e| classify(&e))
+        self.write_in_transaction(batch)
     }
 
     fn probe(&mut self) -> Result<(), SinkError> {
@@ -373,6 +446,34 @@ mod tests {
                 .unwrap();
             assert_eq!(text, tag_model::format_timestamp(ts).as_str());
         }
+    }
+
+    #[test]
+    fn the_read_back_of_repeats_is_primary_key_lookups() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = open(&dir);
+        let plan: Vec<String> = sink
+            .connection
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                stored_rows_sql("TAG_VALUES", 3)
+            ))
+            .unwrap()
+            .query_map(params![1, "P", "A", 2, "P", "A", 3, "P", "A"], |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.starts_with("SEARCH t USING PRIMARY KEY")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN t")),
+            "{plan:?}"
+        );
     }
 
     #[test]

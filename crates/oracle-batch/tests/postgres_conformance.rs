@@ -28,7 +28,7 @@ fn postgres_passes_the_conformance_suite_and_classifies_errors() {
         sink.create_table().expect("create table");
         sink
     });
-    assert_eq!(n, 7);
+    assert_eq!(n, 11);
 
     // Set-up errors: a missing table, a wrong password. Neither shows the password.
     let mut missing = sink(&pg.url(), "NO_SUCH_TABLE");

@@ -31,6 +31,10 @@ conformance_tests!(
     writes_rows_that_read_back_equal,
     resent_rows_are_duplicates_not_copies,
     duplicate_keys_within_a_batch_are_stored_once,
+    a_repeat_with_another_value_or_quality_is_a_conflict,
+    conflicting_repeats_within_a_batch_lose_to_the_first,
+    a_conflict_beside_a_rejected_row,
+    many_repeats_with_a_few_conflicts,
     a_bad_row_is_rejected_alone,
     writes_a_batch_of_20000_rows,
     probe_succeeds_on_a_healthy_sink,
@@ -76,5 +80,5 @@ fn run_all_passes() {
         n += 1;
         SqliteSink::open(dir.path().join(format!("{n}.db")), "TAG_VALUES").unwrap()
     });
-    assert_eq!(n, 7);
+    assert_eq!(n, 11);
 }

@@ -189,6 +189,14 @@ impl Collector for StateCollector {
         )?;
         counter(
             e,
+            "rows_conflict",
+            "Rows not stored because the database holds another value or quality for their \
+             key (plc_code, tag_address, timestamp); saved in conflicts files with the stored \
+             value",
+            accounting.conflicts,
+        )?;
+        counter(
+            e,
             "rows_rejected",
             "Rows the database refused, saved in rejected files",
             accounting.rejected,
@@ -354,6 +362,13 @@ impl Collector for StateCollector {
             "Rows of the fully replayed backup files",
             mode.replayed_rows,
         )?;
+        counter(
+            e,
+            "backup_replayed_conflicts",
+            "Rows of replayed backup files not stored because the database holds another value \
+             or quality for their key; saved in conflicts files",
+            mode.replayed_conflicts,
+        )?;
         gauge(
             e,
             "backup_pending_rows",
@@ -389,6 +404,12 @@ impl Collector for StateCollector {
             "backup_lines_quarantined",
             "Lines of replayed backup files that could not be read back, moved to quarantine",
             state.writer.mode().quarantined_lines,
+        )?;
+        gauge(
+            e,
+            "conflict_files",
+            "Conflicts files: rows that lost to a stored row with the same key",
+            backup.conflict_files as f64,
         )?;
 
         // Polling groups (start_all): one series per group, labelled `group`.

@@ -258,13 +258,14 @@ impl Service {
         log::info!("  Overflow count: {}", accounting.overflow);
         log::info!(
             "  Values accepted: {}, written: {}, already stored: {}, backed up: {}, rejected: {}, \
-             spilled to backup during retries: {}",
+             spilled to backup during retries: {}, conflicting: {}",
             accounting.accepted,
             accounting.written,
             accounting.duplicates,
             accounting.backed_up,
             accounting.rejected,
-            accounting.spilled
+            accounting.spilled,
+            accounting.conflicts
         );
         if !accounting.balanced || accounting.unsaved > 0 {
             log::error!("Accounting does not balance at shutdown: {accounting:?}");

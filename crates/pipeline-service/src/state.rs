@@ -86,8 +86,11 @@ pub struct Accounting {
     pub accepted: u64,
     /// Rows inserted.
     pub written: u64,
-    /// Rows already stored.
+    /// Rows already stored (same key, same value and quality).
     pub duplicates: u64,
+    /// Rows not stored because their key is stored with another value or quality; in
+    /// conflicts files.
+    pub conflicts: u64,
     /// Rows in rejected files.
     pub rejected: u64,
     /// Rows in backup files.
@@ -216,6 +219,7 @@ impl ServiceState {
             accepted,
             written: stats.written,
             duplicates: stats.duplicates,
+            conflicts: stats.conflicts,
             rejected: stats.rejected,
             backed_up: stats.backed_up,
             spilled: stats.spilled,
@@ -261,6 +265,8 @@ impl ServiceState {
                 "rejected_file_count": backup.rejected_files,
                 "rejected_bytes": backup.rejected_bytes,
                 "quarantine_file_count": backup.quarantine_files,
+                "conflict_file_count": backup.conflict_files,
+                "conflict_bytes": backup.conflict_bytes,
                 "directory": self.backup.dir().display().to_string(),
             },
             "accounting": self.accounting(),
@@ -278,6 +284,7 @@ impl ServiceState {
             "replayed_files": mode.replayed_files,
             "replayed_rows": mode.replayed_rows,
             "quarantined_lines": mode.quarantined_lines,
+            "replayed_conflicts": mode.replayed_conflicts,
             "pending_backup_rows": mode.pending_backup_rows,
         })
     }
@@ -364,6 +371,24 @@ impl ServiceState {
                     "the last write to {} failed (at {})",
                     self.sink_kind,
                     iso(failure)
+                ));
+            }
+        }
+        // Conflicts within the metrics window: two sources write one key, or a PLC's clock
+        // stands still. The values are safe in conflicts files; someone should look.
+        if let Some(last) = mode.last_conflict {
+            let window = chrono::Duration::from_std(self.writer.config().metrics_window)
+                .unwrap_or(chrono::Duration::MAX);
+            if Utc::now() - last <= window {
+                degraded.push(format!(
+                    "rows were not stored because the database holds another value or quality \
+                     for their key (plc_code, tag_address, timestamp), last at {}: {} live and \
+                     {} replayed since start, kept in conflicts_*.csv files in {} (two sources \
+                     writing one tag, or a PLC clock that stands still?)",
+                    iso(last),
+                    stats.conflicts,
+                    mode.replayed_conflicts,
+                    self.backup.dir().display()
                 ));
             }
         }

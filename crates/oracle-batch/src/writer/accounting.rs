@@ -5,14 +5,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Lifetime counts of where every drained value went.
 ///
 /// The accounting identity: values accepted by the buffer =
-/// `written + duplicates + rejected + backed_up + spilled + unsaved + in_flight` + the buffer's
-/// overflow count + what the buffer still holds.
+/// `written + duplicates + conflicts + rejected + backed_up + spilled + unsaved + in_flight` +
+/// the buffer's overflow count + what the buffer still holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriterStats {
     /// Rows inserted.
     pub written: u64,
-    /// Rows the database already had (same primary key): stored.
+    /// Rows the database already had (same primary key, same value and quality): stored.
     pub duplicates: u64,
+    /// Rows not stored because their primary key is stored with another value or quality;
+    /// saved in conflicts files with the stored value they lost to.
+    pub conflicts: u64,
     /// Rows the database refused, saved in rejected files.
     pub rejected: u64,
     /// Rows saved in backup files: batches that failed through their retries, or came while
@@ -37,6 +40,7 @@ impl WriterStats {
     pub fn drained(&self) -> u64 {
         self.written
             + self.duplicates
+            + self.conflicts
             + self.rejected
             + self.backed_up
             + self.spilled
@@ -51,6 +55,7 @@ impl WriterStats {
 pub(super) struct Counters {
     pub(super) written: AtomicU64,
     pub(super) duplicates: AtomicU64,
+    pub(super) conflicts: AtomicU64,
     pub(super) rejected: AtomicU64,
     pub(super) backed_up: AtomicU64,
     pub(super) spilled: AtomicU64,
@@ -62,6 +67,8 @@ pub(super) struct Counters {
     pub(super) replayed_files: AtomicU64,
     pub(super) replayed_rows: AtomicU64,
     pub(super) quarantined_lines: AtomicU64,
+    /// Rows of backup files that conflicted when replayed (already counted as backed up).
+    pub(super) replayed_conflicts: AtomicU64,
 }
 
 impl Counters {
@@ -81,6 +88,7 @@ impl Counters {
         WriterStats {
             written: get(&self.written),
             duplicates: get(&self.duplicates),
+            conflicts: get(&self.conflicts),
             rejected: get(&self.rejected),
             backed_up: get(&self.backed_up),
             spilled: get(&self.spilled),

@@ -5,6 +5,7 @@
 //! - `mod.rs` (here): the builder, the [`BatchWriter`] handle, [`WriterMonitor`] and shutdown.
 //! - `config.rs`: [`WriterConfig`], its defaults (the spec's) and checks.
 //! - `accounting.rs`: [`WriterStats`] and the counters behind the accounting identity.
+//! - `conflicts.rs`: conflicting duplicates to conflicts files, and their rate-limited log.
 //! - `mode.rs`: the online/offline state machine and [`WriterMode`].
 //! - `worker.rs`: one writer thread's loop: wait, drain, write, settle.
 //! - `retry.rs`: the retry loop with its exponential delays, and the held batch.
@@ -16,6 +17,7 @@
 
 mod accounting;
 mod config;
+mod conflicts;
 mod mode;
 mod offline;
 mod replay;
@@ -38,6 +40,7 @@ use crate::sink::Sink;
 
 pub use accounting::WriterStats;
 pub use config::{WriterConfig, WriterError, DEFAULT_SPILL_PCT, MAX_RETRIES};
+pub(crate) use conflicts::conflict_rows;
 pub use mode::WriterMode;
 
 use accounting::Counters;
@@ -69,6 +72,8 @@ struct Shared {
     replaying: Mutex<Option<std::path::PathBuf>>,
     /// Open while some batch waits for its retry: the spill thread watches the buffer.
     spill: SpillWindow,
+    /// Rate limit of the conflicting-duplicates line.
+    conflict_log: conflicts::ConflictLog,
     kind: &'static str,
 }
 
@@ -153,6 +158,7 @@ impl BatchWriterBuilder {
             replay_check: AtomicBool::new(true),
             replaying: Mutex::new(None),
             spill: SpillWindow::default(),
+            conflict_log: conflicts::ConflictLog::default(),
             kind,
         });
         let mut writer = BatchWriter {

@@ -40,6 +40,11 @@ pub struct WriterMode {
     /// Lines of replayed files that did not read back (torn, damaged), moved to
     /// `quarantine_*.csv` files.
     pub quarantined_lines: u64,
+    /// Rows of replayed backup files that were not stored because their key holds another
+    /// value or quality (saved in conflicts files; counted as backed up already).
+    pub replayed_conflicts: u64,
+    /// When a conflicting row (live or replayed) was last saved to a conflicts file.
+    pub last_conflict: Option<chrono::DateTime<chrono::Utc>>,
     /// Rows waiting in backup files.
     pub pending_backup_rows: u64,
 }
@@ -118,6 +123,8 @@ impl Shared {
             replayed_files: self.counters.replayed_files.load(Ordering::SeqCst),
             replayed_rows: self.counters.replayed_rows.load(Ordering::SeqCst),
             quarantined_lines: self.counters.quarantined_lines.load(Ordering::SeqCst),
+            replayed_conflicts: self.counters.replayed_conflicts.load(Ordering::SeqCst),
+            last_conflict: self.conflict_log.last(),
             pending_backup_rows: self.backup.pending_rows(),
         }
     }

@@ -110,6 +110,27 @@ impl Worker {
             shared
                 .metrics
                 .record(chunk.len(), latency, Outcome::Success);
+            let conflicts = super::conflicts::conflict_rows(&chunk, &report);
+            if !conflicts.is_empty() {
+                match shared
+                    .backup
+                    .write_conflicts(&conflicts, shared.clock.utc().naive_utc())
+                {
+                    Ok(path) => {
+                        shared
+                            .counters
+                            .replayed_conflicts
+                            .fetch_add(conflicts.len() as u64, Ordering::SeqCst);
+                        shared
+                            .conflict_log
+                            .saved(&shared, &conflicts, &path, Some(replay.path()));
+                    }
+                    Err(error) => {
+                        log::error!("Replay paused: cannot save conflicting rows: {error}");
+                        return;
+                    }
+                }
+            }
             let rejected = crate::replay::rejected_rows(&chunk, &report);
             if !rejected.is_empty() {
                 if let Err(error) = shared
@@ -153,9 +174,13 @@ impl Worker {
                 } else {
                     String::new()
                 };
+                let conflicting = match tally.conflicts {
+                    0 => String::new(),
+                    n => format!("; {n} conflicting (kept in conflicts_*.csv)"),
+                };
                 log::info!(
-                    "Replayed {}: {} rows ({} written, {} already stored, {} rejected){quarantined}; \
-                     moved to {}",
+                    "Replayed {}: {} rows ({} written, {} already stored, {} rejected)\
+                     {conflicting}{quarantined}; moved to {}",
                     path.display(),
                     tally.rows,
                     tally.written,

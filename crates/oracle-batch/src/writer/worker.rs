@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use csv_backup::RejectedRow;
+use csv_backup::{ConflictRow, RejectedRow};
 use ringbuf_core::Wait;
 use tag_model::TagValue;
 
@@ -27,6 +27,8 @@ pub(super) struct Worker {
     pub(super) held: Vec<TagValue>,
     /// Rejected rows whose rejected file could not be written.
     pub(super) held_rejected: Vec<RejectedRow>,
+    /// Conflicting rows whose conflicts file could not be written.
+    pub(super) held_conflicts: Vec<ConflictRow>,
     /// The last batch failed: log the next success at info, as the quickstart shows.
     pub(super) recovering: bool,
     /// This thread replays backup files (one thread does, so files replay in order).
@@ -44,6 +46,7 @@ impl Worker {
             sink,
             held: Vec::new(),
             held_rejected: Vec::new(),
+            held_conflicts: Vec::new(),
             recovering: false,
             replayer,
             replay: None,
@@ -58,6 +61,7 @@ impl Worker {
         let mut held_backoff = HeldBackoff::new(config);
         loop {
             self.retry_held_rejected();
+            self.retry_held_conflicts();
             if !self.held.is_empty() {
                 self.settle_held(&mut held_backoff);
                 continue;
@@ -92,11 +96,19 @@ impl Worker {
             }
         }
         self.retry_held_rejected();
-        if !self.held_rejected.is_empty() {
-            let rows: Vec<RejectedRow> = std::mem::take(&mut self.held_rejected);
-            let values: Vec<TagValue> = rows.into_iter().map(|row| row.value).collect();
-            last_resort_save(&shared, &values);
-        }
+        self.retry_held_conflicts();
+        // Rows whose file the disk still refuses: saved as backup (a conflict comes back as
+        // one when that file is replayed).
+        let values: Vec<TagValue> = std::mem::take(&mut self.held_rejected)
+            .into_iter()
+            .map(|row| row.value)
+            .chain(
+                std::mem::take(&mut self.held_conflicts)
+                    .into_iter()
+                    .map(|row| row.value),
+            )
+            .collect();
+        last_resort_save(&shared, &values);
     }
 
     /// One call to the sink; a panicking sink counts as a failed write, not a lost batch.
@@ -105,10 +117,11 @@ impl Worker {
         match catch_unwind(AssertUnwindSafe(|| sink.write_batch(batch))) {
             Ok(Ok(report)) if report.accounts_for(batch.len()) => Ok(report),
             Ok(Ok(report)) => Err(SinkError::setup(format!(
-                "the sink reported {} written, {} duplicates and {} rejected for a batch of {}: \
-                 a bug in the sink",
+                "the sink reported {} written, {} duplicates, {} conflicts and {} rejected for \
+                 a batch of {}: a bug in the sink",
                 report.written,
                 report.duplicates,
+                report.conflicts.len(),
                 report.rejected.len(),
                 batch.len()
             ))),
@@ -144,7 +157,7 @@ impl Worker {
             level,
             "Batch written successfully: {} rows, {} errors",
             report.written + report.duplicates,
-            report.rejected.len()
+            report.rejected.len() + report.conflicts.len()
         );
         log::log!(
             level,
@@ -157,6 +170,8 @@ impl Worker {
                 report.duplicates
             );
         }
+        let conflicts = super::conflicts::conflict_rows(batch, &report);
+        self.save_conflicts(conflicts);
         if !report.rejected.is_empty() {
             let rows: Vec<RejectedRow> = report
                 .rejected
