@@ -188,9 +188,12 @@ fn variant(row: &TagValue, value: Option<f64>, quality: Quality) -> TagValue {
 /// (index, offered value and quality, stored value and quality) of each conflict.
 type Lost = (usize, Option<f64>, Quality, Option<(Option<f64>, Quality)>);
 
+/// In batch order (a sink may report them in any order).
 fn lost(batch: &[TagValue], conflicts: &[RowConflict]) -> Vec<Lost> {
+    let mut conflicts: Vec<&RowConflict> = conflicts.iter().collect();
+    conflicts.sort_by_key(|c| c.index);
     conflicts
-        .iter()
+        .into_iter()
         .map(|c| {
             let offered = &batch[c.index];
             (

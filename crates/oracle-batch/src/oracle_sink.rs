@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use oracle::sql_type::OracleType;
+use oracle::sql_type::{OracleType, ToSql};
 use oracle::{Connection, Connector, ErrorKind};
 use r2d2::{NopErrorHandler, Pool, PooledConnection};
 use r2d2_oracle::OracleConnectionManager;
@@ -411,16 +411,24 @@ impl OracleSink {
                     (key.plc_code(), key.tag_address(), key.timestamp())
                 })
                 .collect();
-            let binds: Vec<&dyn oracle::sql_type::ToSql> = padded
+            // The columns' own types, as for the insert: a TIMESTAMP(9) bind against the
+            // TIMESTAMP(6) key column must not cost the primary-key index.
+            let [timestamp_type, plc_type, address_type, ..] = bind_types();
+            type Typed<'a, T> = (&'a T, &'a OracleType);
+            let typed: Vec<(Typed<&str>, Typed<&str>, Typed<chrono::NaiveDateTime>)> = padded
                 .iter()
-                .flat_map(|(plc, address, timestamp)| {
-                    [
-                        plc as &dyn oracle::sql_type::ToSql,
-                        address as &dyn oracle::sql_type::ToSql,
-                        timestamp as &dyn oracle::sql_type::ToSql,
-                    ]
+                .map(|(plc, address, timestamp)| {
+                    (
+                        (plc, &plc_type),
+                        (address, &address_type),
+                        (timestamp, &timestamp_type),
+                    )
                 })
                 .collect();
+            let mut binds: Vec<&dyn ToSql> = Vec::with_capacity(typed.len() * 3);
+            for (plc, address, timestamp) in &typed {
+                binds.extend([plc as &dyn ToSql, address, timestamp]);
+            }
             let rows = connection
                 .query(&stored_rows_sql(&self.config.table, size), &binds)
                 .map_err(|e| self.classify(&e))?;

@@ -56,7 +56,7 @@ fn fresh() -> Option<Fresh> {
     Some(Fresh(sink))
 }
 
-/// One test, so that a run without Oracle shows one skipped suite, not seven green checks.
+/// One test, so that a run without Oracle shows one skipped suite, not eleven green checks.
 #[test]
 fn conformance_suite_against_oracle_when_configured() {
     let Some(first) = fresh() else {
