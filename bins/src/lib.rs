@@ -43,6 +43,9 @@ pub fn log_configuration(config: &Config) {
     for line in config.summary() {
         log::info!("{line}");
     }
+    for warning in config.warnings() {
+        log::warn!("{warning}");
+    }
 }
 
 /// Starts the service and installs the Ctrl+C / SIGTERM handler. A failure is logged with

@@ -139,12 +139,61 @@ fn test_oracle_connection_checks_the_embedded_database() {
         "SQLite version: SQLite 3.",
         "Insert successful: 1 row(s) affected",
         "plc_code=TEST, tag_address=D999, tag_value=12345.0, quality=GOOD",
-        "Cleaning up test data...",
+        "Cleaning up test data... (rolled back: nothing was stored)",
         "SQLite connection test completed successfully",
+        "Checked:",
+        "OK  database file opened: ./data/tag_values.db",
+        "OK  the table exists and takes writes",
+        "OK  insert and read-back of a TEST/D999 row, in a transaction rolled back",
     ] {
         assert!(output.contains(line), "no {line:?} in\n{output}");
     }
     assert_eq!(count_rows(&dir.path().join("data/tag_values.db"), ""), 0);
+}
+
+/// Each kind of failure has its own exit code and words, so a script (or an operator on the
+/// phone) can tell a wrong setting from a database that is down.
+#[test]
+fn test_oracle_connection_tells_a_wrong_setting_from_an_unreachable_database() {
+    let dir = tempfile::tempdir().unwrap();
+    // Configuration wrong: the database file is not a database.
+    std::fs::write(dir.path().join("notes.db"), "not a database ".repeat(100)).unwrap();
+    let (status, output) = run(&mut command(
+        "test_oracle_connection",
+        dir.path(),
+        &[("SQLITE_PATH", "notes.db")],
+    ));
+    assert_eq!(status.code(), Some(4), "{output}");
+    assert!(
+        output.contains("connection test failed: configuration or credentials wrong (exit code 4)"),
+        "{output}"
+    );
+    assert!(
+        output.contains("FAILED  configuration or credentials wrong"),
+        "{output}"
+    );
+    // Unreachable: nothing listens on the port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://scada:pw@127.0.0.1:{port}/historian");
+    let (status, output) = run(&mut command(
+        "test_oracle_connection",
+        dir.path(),
+        &[
+            ("SINK", "postgres"),
+            ("POSTGRES_URL", &url),
+            ("ORACLE_POOL_TIMEOUT", "1"),
+        ],
+    ));
+    assert_eq!(status.code(), Some(5), "{output}");
+    assert!(
+        output.contains("connection test failed: database unreachable (exit code 5)"),
+        "{output}"
+    );
+    assert!(output.contains("nothing passed"), "{output}");
 }
 
 /// No Oracle Instant Client on this machine: exit 1, say so and how to fix it, and never
@@ -160,12 +209,16 @@ fn test_oracle_connection_without_instant_client_explains_the_missing_client() {
         ("ORACLE_POOL_TIMEOUT", "2"),
     ];
     let (status, output) = run(&mut command("test_oracle_connection", dir.path(), &env));
-    assert_eq!(status.code(), Some(1), "{output}");
     assert!(
-        output.contains("Connecting to Oracle: 127.0.0.1:9/XEPDB1"),
+        output.contains("Connecting to Oracle: 127.0.0.1:9/XEPDB1 (connect 10 s, each call 20 s)"),
         "{output}"
     );
     if output.contains("DPI-1047") {
+        assert_eq!(status.code(), Some(3), "{output}");
+        assert!(
+            output.contains("Oracle connection test failed: client library missing (exit code 3)"),
+            "{output}"
+        );
         for advice in [
             "Oracle Client library",
             "Instant Client",
@@ -175,6 +228,8 @@ fn test_oracle_connection_without_instant_client_explains_the_missing_client() {
             assert!(output.contains(advice), "no {advice:?} in\n{output}");
         }
     } else {
+        assert_eq!(status.code(), Some(5), "{output}");
+        assert!(output.contains("database unreachable"), "{output}");
         assert!(output.contains("ORA-12541"), "{output}");
     }
     // start_all refuses to start on a set-up error, with the same diagnosis.

@@ -5,8 +5,8 @@ mod sink;
 mod sqlite;
 
 pub use sink::{
-    validate_table_name, FailureKind, RowConflict, RowRejection, Sink, SinkCheck, SinkError,
-    WriteReport,
+    validate_table_name, FailureCause, FailureKind, RowCheck, RowConflict, RowRejection, Sink,
+    SinkCheck, SinkError, WriteReport,
 };
 pub use sqlite::{SqliteSink, SQLITE_DDL};
 mod clock;
@@ -21,9 +21,11 @@ mod writer;
 
 pub use clock::{Wake, WriterClock};
 pub use conflict::{compare_repeat, settle_repeats, Repeat, Repeats};
+pub mod oracle;
+pub use self::oracle::{EasyConnect, ErrorClass};
 pub use oracle_sink::{
-    bind_types, classify_message, error_codes, insert_sql, report_from_batch_errors, BatchRowError,
-    ErrorContext, OracleConfig, OracleSink, MAX_ROWS_PER_EXECUTE,
+    bind_types, insert_sql, report_from_batch_errors, BatchRowError, OracleConfig, OracleSink,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_LOGIN_RETRY, MAX_ROWS_PER_EXECUTE,
 };
 pub use postgres_sink::{
     classify_postgres, postgres_insert_sql, PostgresConfig, PostgresSink, POSTGRES_DDL,

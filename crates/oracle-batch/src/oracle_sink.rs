@@ -4,27 +4,43 @@
 //! mapping of batch errors to written / duplicate / rejected rows) is a plain function here,
 //! unit-tested without a database.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use oracle::sql_type::{OracleType, ToSql};
 use oracle::{Connection, Connector, ErrorKind};
-use r2d2::{NopErrorHandler, Pool, PooledConnection};
+use r2d2::ManageConnection;
 use r2d2_oracle::OracleConnectionManager;
 use tag_model::TagValue;
 
 use crate::conflict::settle_repeats;
-use crate::secret::Secret;
-use crate::sink::{
-    stored_value, validate_table_name, FailureKind, RowRejection, Sink, SinkError, WriteReport,
+use crate::oracle::connect::connect_target;
+use crate::oracle::errors::{DriverFault, ErrorContext, OracleError, OracleErrorSource};
+use crate::oracle::pool::{
+    build_pool, checkout, discard_idle, LoginState, OracleConnection, OracleLogin, OraclePool,
+    OracleSession, PoolSettings,
 };
+use crate::oracle::sql::{probe_sql, COLUMNS};
+use crate::secret::Secret;
+use crate::sink::{stored_value, validate_table_name, RowRejection, Sink, SinkError, WriteReport};
 
 /// Oracle's limit on rows in one array DML call with batch errors (a 16-bit error count).
 pub const MAX_ROWS_PER_EXECUTE: usize = 65_535;
 
+/// The default bound of each round trip (ORACLE_CALL_TIMEOUT_SEC): a batch of the default 500
+/// rows takes milliseconds and a 65,535-row chunk seconds, so this is only ever reached when
+/// the network or the database has stalled.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(20);
+/// The default wait before logging in again after the database refused a login
+/// (ORACLE_LOGIN_RETRY_SEC): 15 minutes, doubling after each further refusal.
+pub const DEFAULT_LOGIN_RETRY: Duration = Duration::from_secs(900);
+
 /// Where and how to connect.
 #[derive(Clone, Debug)]
 pub struct OracleConfig {
-    /// An Easy Connect string (`host:port/service`), a TNS alias or a full descriptor.
+    /// An Easy Connect string (`host:port/service?connect_timeout=10...`, see
+    /// [`EasyConnect`](crate::EasyConnect)), a TNS alias or a full descriptor.
     pub connect_string: String,
     /// The database user.
     pub user: String,
@@ -38,28 +54,57 @@ pub struct OracleConfig {
     pub pool_max: u32,
     /// How long to wait for a connection (ORACLE_POOL_TIMEOUT).
     pub pool_timeout: Duration,
+    /// Bound of every round trip on every connection (ORACLE_CALL_TIMEOUT_SEC); `None`: none.
+    pub call_timeout: Option<Duration>,
+    /// After the database refused a login, how long before the next one
+    /// (ORACLE_LOGIN_RETRY_SEC, doubling after each further refusal); `None`: not before a
+    /// restart.
+    pub login_retry: Option<Duration>,
 }
 
 impl OracleConfig {
-    /// The Easy Connect string for a host, port and service name: `host:port/service`.
-    ///
-    /// ```
-    /// assert_eq!(
-    ///     oracle_batch::OracleConfig::easy_connect("oracle.example.com", 1521, "XEPDB1"),
-    ///     "oracle.example.com:1521/XEPDB1"
-    /// );
-    /// ```
-    pub fn easy_connect(host: &str, port: u16, service_name: &str) -> String {
-        format!("{host}:{port}/{service_name}")
+    /// Settings for `connect_string` with the defaults: table TAG_VALUES, pool 2..5 with a
+    /// 10 s wait, the default call timeout and login retry.
+    pub fn new(
+        connect_string: impl Into<String>,
+        user: impl Into<String>,
+        password: Secret,
+    ) -> Self {
+        OracleConfig {
+            connect_string: connect_string.into(),
+            user: user.into(),
+            password,
+            table: "TAG_VALUES".into(),
+            pool_min: 2,
+            pool_max: 5,
+            pool_timeout: Duration::from_secs(10),
+            call_timeout: Some(DEFAULT_CALL_TIMEOUT),
+            login_retry: Some(DEFAULT_LOGIN_RETRY),
+        }
+    }
+
+    /// The connect string without Easy Connect parameters, for logs: `host:port/service`.
+    pub fn target(&self) -> &str {
+        connect_target(&self.connect_string)
+    }
+
+    /// The timeouts in force, for logs: `connect 10 s, each call 20 s`.
+    pub fn timeouts(&self) -> String {
+        let connect = match crate::oracle::connect_timeout_in(&self.connect_string) {
+            Some(value) if value.chars().all(|c| c.is_ascii_digit()) => format!("{value} s"),
+            Some(value) => value,
+            None => "none set in the connect string".to_owned(),
+        };
+        let call = self
+            .call_timeout
+            .map_or_else(|| "none".to_owned(), |t| format!("{} s", t.as_secs_f64()));
+        format!("connect {connect}, each call {call}")
     }
 }
 
 /// The INSERT for `table`: five positional binds, `inserted_at` left to its default.
 pub fn insert_sql(table: &str) -> String {
-    format!(
-        "INSERT INTO {table} (timestamp, plc_code, tag_address, tag_value, quality) \
-         VALUES (:1, :2, :3, :4, :5)"
-    )
+    crate::oracle::sql::insert_sql(table, &COLUMNS)
 }
 
 /// Bind types fixed up front, in bind order, matching the columns of
@@ -152,132 +197,80 @@ fn stored_rows_sql(table: &str, keys: usize) -> String {
     )
 }
 
-const TRANSIENT_ORA: &[u32] = &[
-    18, 20, 28, 54, 60, 1012, 1033, 1034, 1089, 1090, 1092, 1653, 1688, 3113, 3114, 3135, 4031,
-    12170, 12505, 12514, 12516, 12519, 12520, 12528, 12537, 12541, 12543, 12547, 12560, 12571,
-    24418, 25408, 30036,
-];
-const SETUP_ORA: &[u32] = &[
-    904, 942, 1005, 1017, 1031, 1045, 1950, 12154, 12162, 28000, 28001, 28009, 28040,
-];
-const TRANSIENT_DPI: &[u32] = &[1010, 1067, 1080];
+/// The driver's error, classified by where it came from (never by its text).
+pub(crate) fn oracle_error(error: &oracle::Error) -> OracleError {
+    let source = match error.kind() {
+        ErrorKind::OciError => OracleErrorSource::Database(
+            error
+                .oci_code()
+                .or_else(|| error.db_error().map(|db| db.code()))
+                .and_then(|code| u32::try_from(code).ok())
+                .unwrap_or(0),
+        ),
+        ErrorKind::DpiError => OracleErrorSource::Client(
+            error
+                .dpi_code()
+                .and_then(|code| u32::try_from(code).ok())
+                .unwrap_or(0),
+        ),
+        ErrorKind::NullValue
+        | ErrorKind::ParseError
+        | ErrorKind::OutOfRange
+        | ErrorKind::InvalidTypeConversion => OracleErrorSource::Driver(DriverFault::Conversion),
+        ErrorKind::InvalidBindIndex
+        | ErrorKind::InvalidBindName
+        | ErrorKind::InvalidColumnIndex
+        | ErrorKind::InvalidColumnName
+        | ErrorKind::InvalidAttributeName
+        | ErrorKind::InvalidOperation
+        | ErrorKind::InvalidArgument
+        | ErrorKind::UninitializedBindValue => OracleErrorSource::Driver(DriverFault::Usage),
+        ErrorKind::NoDataFound => OracleErrorSource::Driver(DriverFault::NoData),
+        _ => OracleErrorSource::Driver(DriverFault::Internal),
+    };
+    OracleError::new(source, error.to_string())
+}
 
-/// The Oracle (`ORA-`) and ODPI-C (`DPI-`) codes in an error text, in order.
-pub fn error_codes(message: &str) -> Vec<(&'static str, u32)> {
-    let mut codes = Vec::new();
-    for prefix in ["ORA-", "DPI-"] {
-        let mut rest = message;
-        while let Some(at) = rest.find(prefix) {
-            let digits: String = rest[at + 4..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            if let Ok(code) = digits.parse() {
-                codes.push((at + (message.len() - rest.len()), prefix, code));
+/// Logs in with ODPI-C (Oracle Client), through r2d2-oracle's manager.
+struct OdpiLogin {
+    manager: OracleConnectionManager,
+    user: String,
+    /// ORA-28002 (the password will expire) is logged once, not at every login.
+    expiry_warned: AtomicBool,
+}
+
+impl OracleLogin for OdpiLogin {
+    type Session = Connection;
+
+    fn login(&self) -> Result<Connection, OracleError> {
+        let connection = self.manager.connect().map_err(|e| oracle_error(&e))?;
+        // The warning is only there before the first statement runs on the connection.
+        if let Some(warning) = connection.last_warning() {
+            if warning.oci_code() == Some(28002) && !self.expiry_warned.swap(true, Ordering::SeqCst)
+            {
+                log::warn!(
+                    "Oracle: {warning} (user {}): change the password before it expires, or \
+                     the writer will be refused and stop logging in",
+                    self.user
+                );
             }
-            rest = &rest[at + 4..];
         }
-    }
-    codes.sort_unstable();
-    codes
-        .into_iter()
-        .map(|(_, prefix, code)| (prefix, code))
-        .collect()
-}
-
-/// Classifies an Oracle error text as in the reference notes, and adds what an operator
-/// should do about it. Unknown codes are transient: the batch is retried and then backed up,
-/// which loses nothing.
-pub fn classify_message(message: &str, context: &ErrorContext<'_>) -> SinkError {
-    let codes = error_codes(message);
-    let setup = codes.iter().any(|&(prefix, code)| match prefix {
-        "DPI-" => code == 1047,
-        _ => SETUP_ORA.contains(&code),
-    });
-    let transient = codes.iter().any(|&(prefix, code)| match prefix {
-        "DPI-" => TRANSIENT_DPI.contains(&code),
-        _ => TRANSIENT_ORA.contains(&code),
-    });
-    let kind = if setup && !transient {
-        FailureKind::Setup
-    } else {
-        FailureKind::Transient
-    };
-    let hint = codes
-        .iter()
-        .find_map(|&(prefix, code)| hint(prefix, code, context));
-    let text = match hint {
-        Some(hint) => format!("{message} ({hint})"),
-        None => message.to_owned(),
-    };
-    let text = context.password.redact(&text);
-    match kind {
-        FailureKind::Setup => SinkError::setup(text),
-        FailureKind::Transient => SinkError::transient(text),
+        Ok(connection)
     }
 }
 
-/// What [`classify_message`] may mention in its advice.
-#[derive(Clone, Copy, Debug)]
-pub struct ErrorContext<'a> {
-    /// The connect string.
-    pub connect_string: &'a str,
-    /// The user.
-    pub user: &'a str,
-    /// The table.
-    pub table: &'a str,
-    /// Scrubbed from every message.
-    pub password: &'a Secret,
-}
+impl OracleSession for Connection {
+    fn set_call_timeout(&mut self, timeout: Option<Duration>) -> Result<(), OracleError> {
+        Connection::set_call_timeout(self, timeout).map_err(|e| oracle_error(&e))
+    }
 
-fn hint(prefix: &str, code: u32, context: &ErrorContext<'_>) -> Option<String> {
-    let ErrorContext {
-        connect_string,
-        user,
-        table,
-        ..
-    } = *context;
-    let text = match (prefix, code) {
-        ("DPI-", 1047) => "the Oracle Client library was not found: install Oracle Instant Client \
-             (64-bit, Basic or Basic Light) and libaio, and put its folder on LD_LIBRARY_PATH \
-             (PATH on Windows); or set SINK=sqlite to run on the embedded database"
-            .to_owned(),
-        ("ORA-", 1017) => format!(
-            "invalid user name or password for {user}: check ORACLE_USER and ORACLE_PASSWORD"
-        ),
-        ("ORA-", 28000) => format!("the account {user} is locked: ask the DBA to unlock it"),
-        ("ORA-", 28001) => format!("the password of {user} has expired: ask the DBA to reset it"),
-        ("ORA-", 942) => format!(
-            "table {table} does not exist or {user} cannot see it: create it with \
-             sql/oracle/create_tag_values.sql or set ORACLE_TABLE"
-        ),
-        ("ORA-", 904) => format!(
-            "table {table} lacks a column this writer uses: compare it with \
-             sql/oracle/create_tag_values.sql"
-        ),
-        ("ORA-", 1031) | ("ORA-", 1950) => {
-            format!("{user} may not insert into {table}: grant INSERT (and tablespace quota)")
-        }
-        ("ORA-", 1045) => format!("{user} lacks CREATE SESSION: grant it"),
-        ("ORA-", 12154) => format!(
-            "the connect identifier {connect_string:?} could not be resolved: check ORACLE_DSN, \
-             or ORACLE_HOST, ORACLE_PORT and ORACLE_SERVICE_NAME"
-        ),
-        ("ORA-", 12541) => format!(
-            "no listener at {connect_string}: is the database up, and are ORACLE_HOST and \
-             ORACLE_PORT right?"
-        ),
-        ("ORA-", 12514) | ("ORA-", 12505) => format!(
-            "the listener does not know the service in {connect_string}: check \
-             ORACLE_SERVICE_NAME, or wait if the database is still starting"
-        ),
-        ("ORA-", 12170) => format!(
-            "connecting to {connect_string} timed out: check the host name, the network and \
-             firewalls on the way to the listener port"
-        ),
-        _ => return None,
-    };
-    Some(text)
+    fn ping(&mut self) -> Result<(), OracleError> {
+        Connection::ping(self).map_err(|e| oracle_error(&e))
+    }
+
+    fn is_closed(&mut self) -> bool {
+        !matches!(self.status(), Ok(oracle::ConnStatus::Normal))
+    }
 }
 
 /// Writes tag values into Oracle with array DML and batch errors, over an r2d2 pool.
@@ -285,11 +278,15 @@ fn hint(prefix: &str, code: u32, context: &ErrorContext<'_>) -> Option<String> {
 /// Clones share the pool: give each writer thread its own clone.
 #[derive(Clone)]
 pub struct OracleSink {
-    pool: Pool<OracleConnectionManager>,
-    connector: Connector,
+    pool: OraclePool<OdpiLogin>,
+    /// The account's login protection and last login failure, shared with the pool.
+    logins: Arc<LoginState>,
     config: OracleConfig,
     insert_sql: String,
 }
+
+/// A connection checked out of the sink's pool.
+type PooledOracle = OracleConnection<OdpiLogin>;
 
 impl OracleSink {
     /// Validates the settings and creates the pool without connecting (connections open in
@@ -309,17 +306,21 @@ impl OracleSink {
             config.connect_string.as_str(),
         );
         connector.stmt_cache_size(20);
-        let manager = OracleConnectionManager::from_connector(connector.clone());
-        let pool = Pool::builder()
-            .min_idle(Some(config.pool_min))
-            .max_size(config.pool_max)
-            .connection_timeout(config.pool_timeout.max(Duration::from_millis(100)))
-            // We report connection errors ourselves, classified and without secrets.
-            .error_handler(Box::new(NopErrorHandler))
-            .build_unchecked(manager);
+        let login = OdpiLogin {
+            manager: OracleConnectionManager::from_connector(connector),
+            user: config.user.clone(),
+            expiry_warned: AtomicBool::new(false),
+        };
+        let logins = Arc::new(LoginState::new(config.login_retry));
+        let settings = PoolSettings {
+            min: config.pool_min,
+            max: config.pool_max,
+            timeout: config.pool_timeout,
+            call_timeout: config.call_timeout,
+        };
         Ok(OracleSink {
-            pool,
-            connector,
+            pool: build_pool(login, Arc::clone(&logins), &settings),
+            logins,
             insert_sql: insert_sql(&config.table),
             config,
         })
@@ -327,30 +328,52 @@ impl OracleSink {
 
     fn context(&self) -> ErrorContext<'_> {
         ErrorContext {
-            connect_string: &self.config.connect_string,
+            target: self.config.target(),
             user: &self.config.user,
             table: &self.config.table,
+            call_timeout: self.config.call_timeout,
             password: &self.config.password,
         }
     }
 
-    fn classify(&self, error: &dyn std::fmt::Display) -> SinkError {
-        classify_message(&error.to_string(), &self.context())
+    /// Classifies a driver error. After a lost connection or a timed-out call the idle
+    /// connections are discarded, so the retry gets a fresh one instead of finding each dead
+    /// one in turn.
+    fn classify(&self, error: &oracle::Error) -> SinkError {
+        self.classified(&oracle_error(error))
     }
 
-    /// A pooled connection; when the pool has none idle, a direct connection attempt first
-    /// gives the precise error (DPI-1047, ORA-01017) at once instead of after the timeout.
-    fn connection(&self) -> Result<PooledConnection<OracleConnectionManager>, SinkError> {
-        if let Some(connection) = self.pool.try_get() {
-            return Ok(connection);
+    fn classified(&self, error: &OracleError) -> SinkError {
+        if error.class.drops_connections() {
+            let discarded = discard_idle(&self.pool);
+            if discarded > 0 {
+                log::debug!(
+                    "Discarded {discarded} idle Oracle connections after: {}",
+                    error.message
+                );
+            }
         }
-        if self.pool.state().connections == 0 {
-            let direct = self.connector.connect().map_err(|e| self.classify(&e))?;
-            let _ = direct.close();
+        error.to_sink_error(&self.context())
+    }
+
+    /// Rolls back what `connection` did, classifies `error`, and keeps the connection out of
+    /// the pool when it can no longer be trusted.
+    fn fail(&self, connection: &PooledOracle, error: &oracle::Error) -> SinkError {
+        let error = oracle_error(error);
+        if error.class.drops_connections() {
+            connection.mark_broken();
+        } else {
+            let _ = connection.rollback();
         }
-        self.pool
-            .get_timeout(self.config.pool_timeout)
-            .map_err(|e| self.classify(&e))
+        self.classified(&error)
+    }
+
+    /// A pooled connection. Fails at once when logins are stopped (a refused password) or
+    /// the last login failed for a set-up reason (no client library); otherwise waits up to
+    /// ORACLE_POOL_TIMEOUT and says why the last login failed.
+    fn connection(&self) -> Result<PooledOracle, SinkError> {
+        checkout(&self.pool, &self.logins, self.config.pool_timeout)
+            .map_err(|e| self.classified(&e))
     }
 
     /// Executes one chunk with batch errors on; returns the row errors (offsets within the
@@ -479,49 +502,71 @@ impl OracleSink {
             .map_err(|e| self.classify(&e))
     }
 
-    /// Deletes the row with this primary key; returns whether it existed.
-    pub fn delete(&self, value: &TagValue) -> Result<bool, SinkError> {
+    /// Inserts `row` and reads it back on one connection, then rolls back: nothing stays in
+    /// the table and no DELETE privilege is needed.
+    pub fn check_row(&self, row: &TagValue) -> Result<crate::sink::RowCheck, SinkError> {
         let connection = self.connection()?;
-        let sql = format!(
-            "DELETE FROM {} WHERE plc_code = :1 AND tag_address = :2 AND timestamp = :3",
-            self.config.table
-        );
-        let statement = connection
-            .execute(
-                &sql,
-                &[&value.plc_code(), &value.tag_address(), &value.timestamp()],
-            )
-            .map_err(|e| self.classify(&e))?;
-        let deleted = statement.row_count().map_err(|e| self.classify(&e))? > 0;
-        connection.commit().map_err(|e| self.classify(&e))?;
-        Ok(deleted)
+        let result = self.check_row_on(&connection, row);
+        let rolled_back = connection.rollback();
+        let check = result?;
+        rolled_back.map_err(|e| self.fail(&connection, &e))?;
+        Ok(check)
     }
 
-    /// Reads one stored row back by primary key.
-    pub fn fetch(&self, key: &TagValue) -> Result<Option<TagValue>, SinkError> {
-        let connection = self.connection()?;
+    fn check_row_on(
+        &self,
+        connection: &PooledOracle,
+        row: &TagValue,
+    ) -> Result<crate::sink::RowCheck, SinkError> {
+        let inserted = match connection.execute(
+            &self.insert_sql,
+            &[
+                &row.timestamp(),
+                &row.plc_code(),
+                &row.tag_address(),
+                &row.value(),
+                &row.quality().as_str(),
+            ],
+        ) {
+            Ok(statement) => statement
+                .row_count()
+                .map_err(|e| self.fail(connection, &e))?,
+            // The key is stored already: read back what is there.
+            Err(error) if error.oci_code() == Some(1) => 0,
+            Err(error) => return Err(self.fail(connection, &error)),
+        };
         let sql = format!(
             "SELECT tag_value, quality FROM {} \
              WHERE plc_code = :1 AND tag_address = :2 AND timestamp = :3",
             self.config.table
         );
-        let row = connection.query_row_as::<(Option<f64>, String)>(
+        let read = connection.query_row_as::<(Option<f64>, String)>(
             &sql,
-            &[&key.plc_code(), &key.tag_address(), &key.timestamp()],
+            &[&row.plc_code(), &row.tag_address(), &row.timestamp()],
         );
-        let (value, quality) = match row {
-            Ok(row) => row,
-            Err(error) if error.kind() == ErrorKind::NoDataFound => return Ok(None),
-            Err(error) => return Err(self.classify(&error)),
+        let stored = match read {
+            Ok((value, quality)) => Some(stored_value(
+                row.timestamp(),
+                row.plc_code_arc().clone(),
+                row.tag_address_arc().clone(),
+                value,
+                &quality,
+            )?),
+            Err(error) if error.kind() == ErrorKind::NoDataFound => None,
+            Err(error) => return Err(self.fail(connection, &error)),
         };
-        stored_value(
-            key.timestamp(),
-            key.plc_code_arc().clone(),
-            key.tag_address_arc().clone(),
-            value,
-            &quality,
-        )
-        .map(Some)
+        Ok(crate::sink::RowCheck {
+            inserted: usize::try_from(inserted).unwrap_or(usize::MAX),
+            stored,
+        })
+    }
+
+    /// The version of the Oracle Client library, loading it if need be: a connection check
+    /// looks at this first, to tell a missing client from a database that cannot be reached.
+    pub fn client_version(&self) -> Result<String, SinkError> {
+        oracle::Version::client()
+            .map(|version| version.to_string())
+            .map_err(|e| oracle_error(&e).to_sink_error(&self.context()))
     }
 
     /// The server's version banner, e.g. `Oracle Database 19c Enterprise Edition ...`.
@@ -552,10 +597,7 @@ impl Sink for OracleSink {
                         ..error
                     }))
                 }
-                Err(error) => {
-                    let _ = connection.rollback();
-                    return Err(self.classify(&error));
-                }
+                Err(error) => return Err(self.fail(&connection, &error)),
             }
         }
         // Read back the rows that hit ORA-00001 before committing, on the same connection.
@@ -565,18 +607,21 @@ impl Sink for OracleSink {
                     let _ = connection.rollback();
                 })?;
         // Good rows of a batch with errors are still uncommitted: commit them all at once.
-        connection.commit().map_err(|e| self.classify(&e))?;
+        connection
+            .commit()
+            .map_err(|e| self.fail(&connection, &e))?;
         Ok(report)
     }
 
+    /// The least-privilege probe: an INSERT of no rows into the writer's columns, rolled
+    /// back. It fails when the writer could not insert (no table, a missing column, no INSERT
+    /// privilege) and passes for an account that may only insert.
     fn probe(&mut self) -> Result<(), SinkError> {
         let connection = self.connection()?;
-        connection.ping().map_err(|e| self.classify(&e))?;
-        let sql = format!("SELECT 1 FROM {} WHERE 1 = 0", self.config.table);
-        connection
-            .query(&sql, &[])
-            .map(drop)
-            .map_err(|e| self.classify(&e))
+        let sql = probe_sql(&self.config.table, &COLUMNS);
+        let result = connection.execute(&sql, &[]);
+        let result = result.and_then(|_| connection.rollback());
+        result.map_err(|e| self.fail(&connection, &e))
     }
 
     fn kind(&self) -> &'static str {
@@ -587,7 +632,7 @@ impl Sink for OracleSink {
         format!(
             "Oracle {}@{} (table {}, pool {}..{})",
             self.config.user,
-            self.config.connect_string,
+            self.config.target(),
             self.config.table,
             self.config.pool_min,
             self.config.pool_max
@@ -599,11 +644,8 @@ impl crate::sink::SinkCheck for OracleSink {
     fn server_version(&mut self) -> Result<String, SinkError> {
         OracleSink::server_version(self)
     }
-    fn fetch(&mut self, key: &TagValue) -> Result<Option<TagValue>, SinkError> {
-        OracleSink::fetch(self, key)
-    }
-    fn delete(&mut self, key: &TagValue) -> Result<bool, SinkError> {
-        OracleSink::delete(self, key)
+    fn check_row(&mut self, row: &TagValue) -> Result<crate::sink::RowCheck, SinkError> {
+        OracleSink::check_row(self, row)
     }
 }
 
@@ -616,16 +658,8 @@ impl std::fmt::Debug for OracleSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::FailureKind;
     use tag_model::Quality;
-
-    fn context(password: &Secret) -> ErrorContext<'_> {
-        ErrorContext {
-            connect_string: "db.plant:1521/XEPDB1",
-            user: "scada_user",
-            table: "TAG_VALUES",
-            password,
-        }
-    }
 
     #[test]
     fn insert_sql_lists_the_columns_and_binds() {
@@ -824,112 +858,63 @@ mod tests {
         assert!(stored_rows_sql("T", 1_000).ends_with("(:2998, :2999, :3000))"));
     }
 
+    /// Errors that are not the database's are classified by their kind; words in their text
+    /// that look like codes change nothing.
     #[test]
-    fn finds_codes_in_messages() {
-        assert_eq!(
-            error_codes("DPI Error: DPI-1080: connection was closed by ORA-03113"),
-            [("DPI-", 1080), ("ORA-", 3113)]
-        );
-        assert_eq!(error_codes("ORA-"), []);
-        assert_eq!(error_codes("nothing here"), []);
-    }
-
-    #[test]
-    fn classifies_as_the_reference_notes_say() {
-        let password = Secret::new("pw");
-        let transient = [
-            "DPI Error: DPI-1080: connection was closed by ORA-3113",
-            "DPI Error: DPI-1010: not connected",
-            "DPI Error: DPI-1067: call timeout of 5000 ms exceeded with ORA-3156",
-            "OCI Error: ORA-12170: TNS:Connect timeout occurred",
-            "OCI Error: ORA-12541: TNS:no listener",
-            "OCI Error: ORA-12514: TNS:listener does not currently know of service",
-            "OCI Error: ORA-01033: ORACLE initialization or shutdown in progress",
-            "OCI Error: ORA-01034: ORACLE not available",
-            "OCI Error: ORA-00054: resource busy",
-            "OCI Error: ORA-04031: unable to allocate shared memory",
-            "OCI Error: ORA-01653: unable to extend table",
-            "OCI Error: ORA-25408: can not safely replay call",
-            "OCI Error: ORA-24418: Cannot open further sessions",
-            "timed out waiting for connection: OCI Error: ORA-12541: TNS:no listener",
-            "something nobody has seen before",
-        ];
-        for message in transient {
-            let error = classify_message(message, &context(&password));
-            assert_eq!(error.kind(), FailureKind::Transient, "{message}");
-            assert!(error.message().starts_with(message));
-        }
-        let setup = [
-            "DPI Error: DPI-1047: Cannot locate a 64-bit Oracle Client library",
-            "OCI Error: ORA-00942: table or view does not exist",
-            "OCI Error: ORA-00904: \"QUALITY\": invalid identifier",
-            "OCI Error: ORA-01031: insufficient privileges",
-            "OCI Error: ORA-01017: invalid username/password; logon denied",
-            "OCI Error: ORA-28000: the account is locked",
-            "OCI Error: ORA-12154: TNS:could not resolve the connect identifier specified",
-            "timed out waiting for connection: DPI Error: DPI-1047: Cannot locate",
-        ];
-        for message in setup {
-            let error = classify_message(message, &context(&password));
-            assert_eq!(error.kind(), FailureKind::Setup, "{message}");
-        }
-    }
-
-    #[test]
-    fn setup_errors_say_what_to_do() {
-        let password = Secret::new("pw");
+    #[allow(deprecated)] // the enum variants are how a test builds a database error
+    fn driver_errors_are_classified_by_kind_not_by_text() {
+        use crate::oracle::ErrorClass;
+        use oracle::DbError;
+        let db = |code: i32, message: &str| DbError::new(code, 0, message, "", "");
         let cases = [
             (
-                "DPI Error: DPI-1047: Cannot locate",
-                "install Oracle Instant Client",
-            ),
-            ("DPI Error: DPI-1047: Cannot locate", "LD_LIBRARY_PATH"),
-            ("DPI Error: DPI-1047: Cannot locate", "SINK=sqlite"),
-            (
-                "ORA-01017: invalid username/password",
-                "check ORACLE_USER and ORACLE_PASSWORD",
+                oracle::Error::OciError(db(1017, "ORA-01017: invalid username/password")),
+                ErrorClass::LoginRefused,
             ),
             (
-                "ORA-00942: table or view does not exist",
-                "sql/oracle/create_tag_values.sql",
+                oracle::Error::OciError(db(12541, "ORA-12541: TNS:no listener")),
+                ErrorClass::Unreachable,
             ),
             (
-                "ORA-12541: TNS:no listener",
-                "no listener at db.plant:1521/XEPDB1",
+                oracle::Error::DpiError(db(0, "DPI-1047: Cannot locate a 64-bit Oracle Client")),
+                ErrorClass::ClientLibrary,
             ),
             (
-                "ORA-12514: TNS:listener does not know",
-                "check ORACLE_SERVICE_NAME",
+                oracle::Error::DpiError(db(0, "DPI-1080: connection was closed by ORA-03113")),
+                ErrorClass::ConnectionLost,
+            ),
+            (
+                oracle::Error::DpiError(db(0, "DPI-1067: call timeout of 20000 ms exceeded")),
+                ErrorClass::CallTimeout,
+            ),
+            (
+                oracle::Error::new(ErrorKind::InvalidTypeConversion, "ORA-03113 in the text"),
+                ErrorClass::Setup,
+            ),
+            (oracle::Error::NullValue, ErrorClass::Setup),
+            (oracle::Error::InvalidBindIndex(9), ErrorClass::Setup),
+            (
+                oracle::Error::InternalError("DPI-1047 in the text".into()),
+                ErrorClass::Unknown,
+            ),
+            (
+                oracle::Error::new(ErrorKind::Other, "ORA-01017 in the text"),
+                ErrorClass::Unknown,
             ),
         ];
-        for (message, advice) in cases {
-            let error = classify_message(message, &context(&password));
-            assert!(error.message().contains(advice), "{error} lacks {advice}");
+        for (error, class) in cases {
+            assert_eq!(oracle_error(&error).class, class, "{error}");
+            assert_eq!(oracle_error(&error).message, error.to_string());
         }
-    }
-
-    #[test]
-    fn messages_never_carry_the_password() {
-        let password = Secret::new("Tr0ub4dor&3");
-        let error = classify_message(
-            "ORA-01017: invalid username/password; logon denied for Tr0ub4dor&3",
-            &context(&password),
-        );
-        assert!(!error.message().contains("Tr0ub4dor&3"), "{error}");
-        assert!(error.message().contains("***"));
     }
 
     #[test]
     fn pool_settings_are_checked_and_description_has_no_password() {
-        let config = OracleConfig {
-            connect_string: OracleConfig::easy_connect("db.plant", 1521, "XEPDB1"),
-            user: "scada_user".into(),
-            password: Secret::new("hunter2"),
-            table: "TAG_VALUES".into(),
-            pool_min: 2,
-            pool_max: 5,
-            pool_timeout: Duration::from_secs(10),
-        };
+        let config = OracleConfig::new(
+            crate::EasyConnect::new("db.plant", 1521, "XEPDB1").connect_string(),
+            "scada_user",
+            Secret::new("hunter2"),
+        );
         let sink = OracleSink::new(config.clone()).unwrap();
         assert_eq!(
             sink.describe(),

@@ -438,33 +438,37 @@ impl SinkCheck for PostgresSink {
         Ok(row.get(0))
     }
 
-    fn fetch(&mut self, key: &TagValue) -> Result<Option<TagValue>, SinkError> {
+    fn check_row(&mut self, row: &TagValue) -> Result<crate::sink::RowCheck, SinkError> {
         let mut client = self.connection()?;
-        let row = client
+        let mut transaction = client.transaction().map_err(|e| self.classify(&e))?;
+        let inserted = transaction
+            .execute(
+                &self.row_sql,
+                &[
+                    &row.timestamp(),
+                    &row.plc_code(),
+                    &row.tag_address(),
+                    &row.value(),
+                    &row.quality().as_str(),
+                ],
+            )
+            .map_err(|e| self.classify(&e))?;
+        let stored = transaction
             .query_opt(
                 &format!(
                     "SELECT timestamp, plc_code, tag_address, tag_value, quality FROM {} \
                      WHERE plc_code = $1 AND tag_address = $2 AND timestamp = $3",
                     self.table
                 ),
-                &[&key.plc_code(), &key.tag_address(), &key.timestamp()],
+                &[&row.plc_code(), &row.tag_address(), &row.timestamp()],
             )
             .map_err(|e| self.classify(&e))?;
-        row.as_ref().map(row_to_value).transpose()
-    }
-
-    fn delete(&mut self, key: &TagValue) -> Result<bool, SinkError> {
-        let mut client = self.connection()?;
-        client
-            .execute(
-                &format!(
-                    "DELETE FROM {} WHERE plc_code = $1 AND tag_address = $2 AND timestamp = $3",
-                    self.table
-                ),
-                &[&key.plc_code(), &key.tag_address(), &key.timestamp()],
-            )
-            .map(|n| n > 0)
-            .map_err(|e| self.classify(&e))
+        let stored = stored.as_ref().map(row_to_value).transpose()?;
+        transaction.rollback().map_err(|e| self.classify(&e))?;
+        Ok(crate::sink::RowCheck {
+            inserted: usize::try_from(inserted).unwrap_or(usize::MAX),
+            stored,
+        })
     }
 }
 

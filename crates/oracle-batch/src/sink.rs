@@ -33,14 +33,22 @@ pub trait Sink: Send {
 }
 
 /// What a connection check (`test_oracle_connection`) needs beyond writing: the server's
-/// version, and reading and deleting one row by primary key.
+/// version, and a row inserted and read back without leaving a trace.
 pub trait SinkCheck: Sink {
     /// The server or library version, e.g. `Oracle Database 19c ...` or `SQLite 3.50.2`.
     fn server_version(&mut self) -> Result<String, SinkError>;
-    /// The stored row with `key`'s primary key, if any.
-    fn fetch(&mut self, key: &TagValue) -> Result<Option<TagValue>, SinkError>;
-    /// Deletes the row with `key`'s primary key; returns whether it existed.
-    fn delete(&mut self, key: &TagValue) -> Result<bool, SinkError>;
+    /// Inserts `row` the way the writer does and reads it back, in one transaction that is
+    /// then rolled back: nothing stays in the table, and no DELETE privilege is needed.
+    fn check_row(&mut self, row: &TagValue) -> Result<RowCheck, SinkError>;
+}
+
+/// What [`SinkCheck::check_row`] saw before it rolled back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowCheck {
+    /// Rows the INSERT reported (1; 0 when the key was stored already).
+    pub inserted: usize,
+    /// The row read back by its key.
+    pub stored: Option<TagValue>,
 }
 
 /// Rebuilds a tag value from a row read back from a database. A row that breaks the model
@@ -114,11 +122,26 @@ pub enum FailureKind {
     Setup,
 }
 
+/// What failed, where a sink can tell; for tools that report it in their own words and exit
+/// codes (`test_oracle_connection`). [`FailureKind`] says what to do; this says what is wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureCause {
+    /// The database's client library is not installed or not usable (Oracle Instant Client).
+    ClientLibrary,
+    /// The database refused the login (wrong user or password, account locked or expired).
+    Credentials,
+    /// Anything else; [`FailureKind`] tells a configuration error from an unreachable
+    /// database.
+    Other,
+}
+
 /// A batch (or probe, or connection) that failed as a whole.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct SinkError {
     kind: FailureKind,
+    cause: FailureCause,
     message: String,
 }
 
@@ -127,6 +150,7 @@ impl SinkError {
     pub fn transient(message: impl Into<String>) -> Self {
         SinkError {
             kind: FailureKind::Transient,
+            cause: FailureCause::Other,
             message: message.into(),
         }
     }
@@ -135,13 +159,24 @@ impl SinkError {
     pub fn setup(message: impl Into<String>) -> Self {
         SinkError {
             kind: FailureKind::Setup,
+            cause: FailureCause::Other,
             message: message.into(),
         }
+    }
+
+    /// The same error, saying what failed.
+    pub fn with_cause(self, cause: FailureCause) -> Self {
+        SinkError { cause, ..self }
     }
 
     /// Transient or set-up.
     pub fn kind(&self) -> FailureKind {
         self.kind
+    }
+
+    /// What failed, where the sink could tell.
+    pub fn cause(&self) -> FailureCause {
+        self.cause
     }
 
     /// Whether a retry may succeed.

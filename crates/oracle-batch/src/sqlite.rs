@@ -160,33 +160,7 @@ impl SqliteSink {
 
     /// Reads one stored row back by primary key.
     pub fn fetch(&self, key: &TagValue) -> Result<Option<TagValue>, SinkError> {
-        let sql = format!(
-            "SELECT tag_value, quality FROM {} WHERE plc_code = ?1 AND tag_address = ?2 AND timestamp = ?3",
-            self.table
-        );
-        let row = self
-            .connection
-            .query_row(
-                &sql,
-                params![
-                    key.plc_code(),
-                    key.tag_address(),
-                    to_micros(key.timestamp())
-                ],
-                |row| Ok((row.get::<_, Option<f64>>(0)?, row.get::<_, String>(1)?)),
-            )
-            .optional()
-            .map_err(|e| classify(&e))?;
-        row.map(|(value, quality)| {
-            stored_value(
-                key.timestamp(),
-                key.plc_code_arc().clone(),
-                key.tag_address_arc().clone(),
-                value,
-                &quality,
-            )
-        })
-        .transpose()
+        fetch_on(&self.connection, &self.table, key)
     }
 
     fn write_in_transaction(&mut self, batch: &[TagValue]) -> Result<WriteReport, SinkError> {
@@ -337,11 +311,28 @@ impl crate::sink::SinkCheck for SqliteSink {
     fn server_version(&mut self) -> Result<String, SinkError> {
         Ok(format!("SQLite {}", rusqlite::version()))
     }
-    fn fetch(&mut self, key: &TagValue) -> Result<Option<TagValue>, SinkError> {
-        SqliteSink::fetch(self, key)
-    }
-    fn delete(&mut self, key: &TagValue) -> Result<bool, SinkError> {
-        SqliteSink::delete(self, key)
+    fn check_row(&mut self, row: &TagValue) -> Result<crate::sink::RowCheck, SinkError> {
+        let inserted_at = to_micros(Utc::now().naive_utc());
+        let transaction = self
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(&e))?;
+        let inserted = transaction
+            .execute(
+                &self.insert_sql,
+                params![
+                    to_micros(row.timestamp()),
+                    row.plc_code(),
+                    row.tag_address(),
+                    row.value(),
+                    row.quality().as_str(),
+                    inserted_at,
+                ],
+            )
+            .map_err(|e| classify(&e))?;
+        let stored = fetch_on(&transaction, &self.table, row)?;
+        transaction.rollback().map_err(|e| classify(&e))?;
+        Ok(crate::sink::RowCheck { inserted, stored })
     }
 }
 
@@ -349,6 +340,40 @@ impl std::fmt::Debug for SqliteSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
     }
+}
+
+/// The row of `table` with `key`'s primary key, on `connection` (in its transaction).
+fn fetch_on(
+    connection: &Connection,
+    table: &str,
+    key: &TagValue,
+) -> Result<Option<TagValue>, SinkError> {
+    let sql = format!(
+        "SELECT tag_value, quality FROM {table} \
+         WHERE plc_code = ?1 AND tag_address = ?2 AND timestamp = ?3"
+    );
+    let row = connection
+        .query_row(
+            &sql,
+            params![
+                key.plc_code(),
+                key.tag_address(),
+                to_micros(key.timestamp())
+            ],
+            |row| Ok((row.get::<_, Option<f64>>(0)?, row.get::<_, String>(1)?)),
+        )
+        .optional()
+        .map_err(|e| classify(&e))?;
+    row.map(|(value, quality)| {
+        stored_value(
+            key.timestamp(),
+            key.plc_code_arc().clone(),
+            key.tag_address_arc().clone(),
+            value,
+            &quality,
+        )
+    })
+    .transpose()
 }
 
 /// Microseconds since 1970-01-01 UTC.

@@ -13,15 +13,10 @@ const PASSWORD: &str = "Sup3r-S3cret!pw";
 
 fn sink() -> OracleSink {
     OracleSink::new(OracleConfig {
+        pool_timeout: Duration::from_secs(2),
         // Nothing listens on the discard port: if a client library were installed, the
         // error would be "no listener" instead.
-        connect_string: "127.0.0.1:9/NOSUCH".into(),
-        user: "scada_user".into(),
-        password: Secret::new(PASSWORD),
-        table: "TAG_VALUES".into(),
-        pool_min: 2,
-        pool_max: 5,
-        pool_timeout: Duration::from_secs(2),
+        ..OracleConfig::new("127.0.0.1:9/NOSUCH", "scada_user", Secret::new(PASSWORD))
     })
     .expect("valid settings")
 }

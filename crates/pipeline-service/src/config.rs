@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use oracle_batch::{OracleConfig, PostgresConfig, Secret, WriterConfig};
+use oracle_batch::{EasyConnect, OracleConfig, PostgresConfig, Secret, WriterConfig};
 
 /// Where values are written.
 #[derive(Clone, Debug)]
@@ -480,11 +480,12 @@ impl Config {
         let mut lines = Vec::new();
         match &self.sink {
             SinkConfig::Oracle(oracle) => {
-                lines.push(format!("Oracle DSN: {}", oracle.connect_string));
+                lines.push(format!("Oracle DSN: {}", oracle.target()));
                 lines.push(format!(
                     "Oracle user: {}, table: {}",
                     oracle.user, oracle.table
                 ));
+                lines.push(oracle_timeouts(oracle));
             }
             SinkConfig::Postgres(postgres) => {
                 lines.push(format!("PostgreSQL table: {}", postgres.table));
@@ -522,6 +523,43 @@ impl Config {
         lines.push(format!("Backup directory: {}", self.backup_dir.display()));
         lines.push(format!("Writer threads: {}", self.writer_threads));
         lines
+    }
+}
+
+/// The Oracle timeouts in force, for the start-up summary.
+fn oracle_timeouts(oracle: &OracleConfig) -> String {
+    let login = oracle.login_retry.map_or_else(
+        || "not until a restart".to_owned(),
+        |t| format!("after {} s", t.as_secs_f64()),
+    );
+    format!(
+        "Oracle timeouts: {}; after a refused login, the next login {login}",
+        oracle.timeouts()
+    )
+}
+
+impl Config {
+    /// Warnings about settings that work but may hurt: logged at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let SinkConfig::Oracle(oracle) = &self.sink {
+            let is_easy_connect = !oracle.connect_string.trim_start().starts_with('(')
+                && oracle.connect_string.contains('/');
+            if !oracle_batch::oracle::sets_connect_timeout(&oracle.connect_string) {
+                let how = if is_easy_connect {
+                    "add ?connect_timeout=10&transport_connect_timeout=10&expire_time=1 to it"
+                } else {
+                    "add (CONNECT_TIMEOUT=10)(TRANSPORT_CONNECT_TIMEOUT=10)(EXPIRE_TIME=1) to its \
+                     DESCRIPTION (for a tnsnames.ora alias, there), or set \
+                     SQLNET.OUTBOUND_CONNECT_TIMEOUT in sqlnet.ora"
+                };
+                warnings.push(format!(
+                    "ORACLE_DSN sets no connect timeout: when the network to the database drops, \
+                     a login can hang for minutes; {how}"
+                ));
+            }
+        }
+        warnings
     }
 }
 
@@ -592,6 +630,13 @@ fn postgres_config(vars: &Vars, table: String) -> Result<PostgresConfig, ConfigE
 }
 
 fn oracle_config(vars: &Vars, table: String) -> Result<OracleConfig, ConfigError> {
+    let connect_timeout = seconds(
+        vars,
+        &["ORACLE_CONNECT_TIMEOUT_SEC"],
+        oracle_batch::oracle::DEFAULT_CONNECT_TIMEOUT,
+        1.0,
+        600.0,
+    )?;
     let connect_string = match (
         text(vars, &["ORACLE_DSN"]),
         text(vars, &["ORACLE_HOST"]),
@@ -600,7 +645,9 @@ fn oracle_config(vars: &Vars, table: String) -> Result<OracleConfig, ConfigError
         (Some(dsn), _, _) => dsn,
         (None, Some(host), Some(service)) => {
             let port = number(vars, &["ORACLE_PORT"], 1521u16, 1..=65_535)?;
-            OracleConfig::easy_connect(&host, port, &service)
+            let mut easy = EasyConnect::new(&host, port, &service);
+            easy.connect_timeout = Some(connect_timeout);
+            easy.connect_string()
         }
         (None, Some(_), None) => {
             return Err(invalid(
@@ -622,14 +669,37 @@ fn oracle_config(vars: &Vars, table: String) -> Result<OracleConfig, ConfigError
     };
     let password = Secret::new(text(vars, &["ORACLE_PASSWORD"]).unwrap_or_default());
     let (pool_min, pool_max, pool_timeout) = pool(vars)?;
+    // 0 turns either off: no call timeout; no login after a refusal until a restart.
+    let call_timeout = seconds(
+        vars,
+        &["ORACLE_CALL_TIMEOUT_SEC"],
+        oracle_batch::DEFAULT_CALL_TIMEOUT,
+        0.0,
+        3600.0,
+    )?;
+    if !call_timeout.is_zero() && call_timeout < Duration::from_millis(1) {
+        let value = vars.get(&["ORACLE_CALL_TIMEOUT_SEC"]).map_or("", |v| v.1);
+        return Err(invalid(
+            "ORACLE_CALL_TIMEOUT_SEC",
+            value,
+            "0 (no timeout) or a number of seconds from 0.001 to 3600",
+        ));
+    }
+    let login_retry = seconds(
+        vars,
+        &["ORACLE_LOGIN_RETRY_SEC"],
+        oracle_batch::DEFAULT_LOGIN_RETRY,
+        0.0,
+        86_400.0,
+    )?;
     Ok(OracleConfig {
-        connect_string,
-        user,
-        password,
-        table,
         pool_min,
         pool_max,
         pool_timeout,
+        table,
+        call_timeout: Some(call_timeout).filter(|t| !t.is_zero()),
+        login_retry: Some(login_retry).filter(|t| !t.is_zero()),
+        ..OracleConfig::new(connect_string, user, password)
     })
 }
 
@@ -667,7 +737,15 @@ mod tests {
         let SinkConfig::Oracle(oracle) = &config.sink else {
             panic!("{config:?}")
         };
-        assert_eq!(oracle.connect_string, "oracle.example.com:1521/XEPDB1");
+        assert_eq!(
+            oracle.connect_string,
+            "oracle.example.com:1521/XEPDB1?connect_timeout=10&transport_connect_timeout=10\
+             &expire_time=1"
+        );
+        assert_eq!(oracle.target(), "oracle.example.com:1521/XEPDB1");
+        assert_eq!(oracle.call_timeout, Some(Duration::from_secs(20)));
+        assert_eq!(oracle.login_retry, Some(Duration::from_secs(900)));
+        assert!(config.warnings().is_empty(), "{:?}", config.warnings());
         assert_eq!(oracle.user, "scada_user");
         assert_eq!(oracle.password.expose(), "your_secure_password");
         assert_eq!((oracle.pool_min, oracle.pool_max), (2, 5));
@@ -675,6 +753,107 @@ mod tests {
         let shown = format!("{config:?} {}", config.summary().join("\n"));
         assert!(!shown.contains("your_secure_password"), "{shown}");
         assert!(shown.contains("Oracle DSN: oracle.example.com:1521/XEPDB1"));
+    }
+
+    #[test]
+    fn oracle_timeouts_and_login_retry_are_settings() {
+        let base = [
+            ("ORACLE_HOST", "fd00::15"),
+            ("ORACLE_SERVICE_NAME", "XEPDB1"),
+            ("ORACLE_USER", "scada_user"),
+        ];
+        let oracle = |extra: &[(&str, &str)]| {
+            let pairs: Vec<(&str, &str)> = base.iter().chain(extra).copied().collect();
+            match config(&pairs).unwrap().sink {
+                SinkConfig::Oracle(oracle) => oracle,
+                other => panic!("{other:?}"),
+            }
+        };
+        let default = oracle(&[]);
+        // An IPv6 address needs brackets in Easy Connect.
+        assert_eq!(default.target(), "[fd00::15]:1521/XEPDB1");
+        let tuned = oracle(&[
+            ("ORACLE_CONNECT_TIMEOUT_SEC", "3"),
+            ("ORACLE_CALL_TIMEOUT_SEC", "7.5"),
+            ("ORACLE_LOGIN_RETRY_SEC", "3600"),
+        ]);
+        assert_eq!(
+            tuned.connect_string,
+            "[fd00::15]:1521/XEPDB1?connect_timeout=3&transport_connect_timeout=3&expire_time=1"
+        );
+        assert_eq!(tuned.call_timeout, Some(Duration::from_millis(7500)));
+        assert_eq!(tuned.login_retry, Some(Duration::from_secs(3600)));
+        let off = oracle(&[
+            ("ORACLE_CALL_TIMEOUT_SEC", "0"),
+            ("ORACLE_LOGIN_RETRY_SEC", "0"),
+        ]);
+        assert_eq!((off.call_timeout, off.login_retry), (None, None));
+        let summary = config(&base).unwrap().summary().join("\n");
+        assert!(
+            summary.contains(
+                "Oracle timeouts: connect 10 s, each call 20 s; after a refused login, the next \
+                 login after 900 s"
+            ),
+            "{summary}"
+        );
+        for (variable, value, allowed) in [
+            (
+                "ORACLE_CONNECT_TIMEOUT_SEC",
+                "0",
+                "a number of seconds from 1 to 600",
+            ),
+            (
+                "ORACLE_CALL_TIMEOUT_SEC",
+                "-1",
+                "a number of seconds from 0 to 3600",
+            ),
+            (
+                "ORACLE_CALL_TIMEOUT_SEC",
+                "0.0001",
+                "0 (no timeout) or a number of seconds",
+            ),
+            (
+                "ORACLE_LOGIN_RETRY_SEC",
+                "soon",
+                "a number of seconds from 0 to 86400",
+            ),
+        ] {
+            let pairs: Vec<(&str, &str)> =
+                base.iter().copied().chain([(variable, value)]).collect();
+            let error = config(&pairs).unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!("{variable}=\"{value}\" is not valid: {allowed}")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dsn_without_a_connect_timeout_is_warned_about() {
+        let warnings = |dsn: &str| {
+            config(&[("ORACLE_DSN", dsn), ("ORACLE_USER", "u")])
+                .unwrap()
+                .warnings()
+        };
+        let easy = warnings("db.plant:1521/XEPDB1");
+        assert_eq!(easy.len(), 1, "{easy:?}");
+        assert!(easy[0].contains("?connect_timeout=10&transport_connect_timeout=10"));
+        let descriptor =
+            warnings("(DESCRIPTION=(ADDRESS=(PROTOCOL=TCP)(HOST=db)(PORT=1521))(CONNECT_DATA=(SERVICE_NAME=X)))");
+        assert!(
+            descriptor[0].contains("(CONNECT_TIMEOUT=10)"),
+            "{descriptor:?}"
+        );
+        assert!(warnings("db.plant:1521/XEPDB1?connect_timeout=5").is_empty());
+        let summary = config(&[
+            ("ORACLE_DSN", "db/x?connect_timeout=5"),
+            ("ORACLE_USER", "u"),
+        ])
+        .unwrap()
+        .summary()
+        .join("\n");
+        assert!(summary.contains("Oracle DSN: db/x\n"), "{summary}");
+        assert!(summary.contains("connect 5 s"), "{summary}");
     }
 
     #[test]
