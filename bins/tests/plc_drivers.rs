@@ -165,3 +165,190 @@ fn start_all_polls_pymodbus_with_the_modbus_example() {
         "one handshake read"
     );
 }
+
+/// (tag, value, quality, timestamp in microseconds) of every row of `plc`.
+fn timed_rows(db: &Path, plc: &str) -> Vec<(String, Option<f64>, String, i64)> {
+    let connection = rusqlite::Connection::open(db).expect("open database");
+    let mut statement = connection
+        .prepare(
+            "SELECT tag_address, tag_value, quality, timestamp FROM TAG_VALUES \
+             WHERE plc_code = ?1 ORDER BY tag_address, timestamp",
+        )
+        .unwrap();
+    statement
+        .query_map([plc], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn micros(text: &str) -> i64 {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .expect("a timestamp")
+        .and_utc()
+        .timestamp_micros()
+}
+
+#[test]
+fn start_all_polls_and_subscribes_to_asyncua_with_the_opcua_example() {
+    let Some(sims) = simulators("start_all_polls_and_subscribes_to_asyncua_with_the_opcua_example")
+    else {
+        return;
+    };
+    let server = sims.opcua(0, &[]);
+    let set = |node: &str, value: &str, source: &str| {
+        server.command(&format!(
+            "\"op\": \"set\", \"node\": \"{node}\", \"value\": {value}, \"source\": \"{source}\""
+        ));
+    };
+    // Every node of the example, with the time the "device" measured it.
+    let measured = [
+        (
+            "Double",
+            "21.75",
+            "ns=2;s=Double",
+            21.75,
+            "2024-05-06T07:08:09.123456",
+        ),
+        (
+            "Float",
+            "-3.5",
+            "ns=2;s=Float",
+            -3.5,
+            "2024-05-06T07:08:09.223456",
+        ),
+        (
+            "Int16",
+            "-12",
+            "ns=2;s=Int16",
+            -12.0,
+            "2024-05-06T07:08:09.323456",
+        ),
+        (
+            "UInt32",
+            "4000000001",
+            "ns=2;s=UInt32",
+            4000000001.0,
+            "2024-05-06T07:08:09.423456",
+        ),
+        (
+            "Int32",
+            "12345",
+            "ns=2;s=Int32",
+            123.45,
+            "2024-05-06T07:08:09.523456",
+        ),
+        (
+            "1001",
+            "99.5",
+            "ns=2;i=1001",
+            99.5,
+            "2024-05-06T07:08:09.623456",
+        ),
+        (
+            "UInt16",
+            "100",
+            "nsu=urn:buffer-oracle-writer:test;s=UInt16",
+            100.0,
+            "2024-05-06T07:08:09.723456",
+        ),
+        (
+            "Boolean",
+            "true",
+            "ns=2;s=Boolean",
+            1.0,
+            "2024-05-06T07:08:09.823456",
+        ),
+    ];
+    for (node, value, _, _, source) in measured {
+        set(node, value, source);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let name = "opcua_example.toml";
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config")
+            .join(name),
+    )
+    .expect("bundled example");
+    let endpoint = "endpoint = \"opc.tcp://127.0.0.1:4840/test\"";
+    assert!(text.contains(endpoint));
+    std::fs::write(
+        dir.path().join(name),
+        text.replace(
+            endpoint,
+            &format!("endpoint = \"opc.tcp://127.0.0.1:{}/test\"", server.port()),
+        ),
+    )
+    .unwrap();
+    let mut command = command("start_all", dir.path(), &[]);
+    command.args(["--config", name]);
+    let mut service = Running::spawn(command);
+    let base = service.base_url();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let ready = |status: &serde_json::Value| {
+        status["groups"][0]["polls"].as_u64() >= Some(3)
+            && status["groups"][1]["notifications"].as_u64() >= Some(2)
+    };
+    while !ready(&get_json(&format!("{base}/api/polling/status"))) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the groups did not poll: {}\n{}",
+            get_json(&format!("{base}/api/polling/status")),
+            service.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A change inside the subscription's server-side deadband of 2 is not sent; one past it is.
+    set("UInt16", "101", "2024-05-06T07:08:10.000001");
+    set("UInt16", "105", "2024-05-06T07:08:11.000002");
+    let subscribed =
+        |status: &serde_json::Value| status["groups"][1]["notifications"].as_u64() >= Some(3);
+    while !subscribed(&get_json(&format!("{base}/api/polling/status"))) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change was not sent: {}",
+            service.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    service.signal(libc::SIGTERM);
+    let (exit, _) = service.wait_exit(Duration::from_secs(20));
+    assert!(exit.success(), "{}", service.output());
+
+    let rows = timed_rows(&dir.path().join("data/tag_values.db"), "UA_PLC01");
+    // Polled several times, a value keeps its source timestamp: one row per measurement.
+    for (_, _, tag, value, source) in measured {
+        let of_tag: Vec<_> = rows.iter().filter(|r| r.0 == tag).collect();
+        assert!(!of_tag.is_empty(), "no row for {tag}: {rows:?}");
+        let first = of_tag[0];
+        assert_eq!(
+            (first.1, first.2.as_str(), first.3),
+            (Some(value), "GOOD", micros(source)),
+            "{tag}"
+        );
+        if tag != "nsu=urn:buffer-oracle-writer:test;s=UInt16" {
+            assert_eq!(of_tag.len(), 1, "{tag}: {of_tag:?}");
+        }
+    }
+    let changes: Vec<_> = rows
+        .iter()
+        .filter(|r| r.0 == "nsu=urn:buffer-oracle-writer:test;s=UInt16")
+        .map(|r| (r.1, r.3))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (Some(100.0), micros("2024-05-06T07:08:09.723456")),
+            (Some(105.0), micros("2024-05-06T07:08:11.000002")),
+        ],
+        "101 stayed inside the deadband"
+    );
+    assert!(
+        dir.path().join("pki/own/cert.der").is_file(),
+        "the client certificate was created on first start"
+    );
+}

@@ -123,6 +123,25 @@ pub enum Mode {
     },
     /// Once per trigger.
     Handshake,
+    /// The PLC (an OPC UA server) sends what changed: monitored items, no polls.
+    Subscription {
+        /// How often the server sends the changes (`publishing_interval_ms`).
+        publishing_interval: Duration,
+        /// How often the server samples each tag (`sampling_interval_ms`, default the
+        /// publishing interval).
+        sampling_interval: Duration,
+    },
+}
+
+impl Mode {
+    /// `FIXED`, `HANDSHAKE` or `SUBSCRIPTION`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Fixed { .. } => "FIXED",
+            Mode::Handshake => "HANDSHAKE",
+            Mode::Subscription { .. } => "SUBSCRIPTION",
+        }
+    }
 }
 
 /// A configuration error: names the file, the PLC or group, the tag and the field.
@@ -158,6 +177,8 @@ struct RawGroup {
     name: String,
     mode: String,
     interval_ms: Option<u64>,
+    publishing_interval_ms: Option<u64>,
+    sampling_interval_ms: Option<u64>,
     plc_code: String,
     tags: Vec<toml::Value>,
     deadband: Option<f64>,
@@ -216,6 +237,12 @@ impl PollingConfig {
                 return Err(error(format!("{at}: plc_code: defined twice")));
             }
             let Some(kind) = drivers::find(&plc.driver) else {
+                if plc.driver == "opcua" {
+                    return Err(error(format!(
+                        "{at}: driver: this program was built without the OPC UA driver \
+                         (polling-engine's cargo feature \"opcua\")"
+                    )));
+                }
                 return Err(error(format!(
                     "{at}: driver: unknown driver {:?} (available: {})",
                     plc.driver,
@@ -242,7 +269,21 @@ impl PollingConfig {
             if !names.insert(group.name.clone()) {
                 return Err(fail("name: two groups have this name".into()));
             }
-            let mode = match (group.mode.to_ascii_uppercase().as_str(), group.interval_ms) {
+            let mode_name = group.mode.to_ascii_uppercase();
+            if mode_name != "SUBSCRIPTION" {
+                for (key, given) in [
+                    (
+                        "publishing_interval_ms",
+                        group.publishing_interval_ms.is_some(),
+                    ),
+                    ("sampling_interval_ms", group.sampling_interval_ms.is_some()),
+                ] {
+                    if given {
+                        return Err(fail(format!("{key}: only a SUBSCRIPTION group has {key}")));
+                    }
+                }
+            }
+            let mode = match (mode_name.as_str(), group.interval_ms) {
                 ("FIXED", Some(0)) => return Err(fail("interval_ms: must be at least 1".into())),
                 ("FIXED", Some(ms)) => Mode::Fixed {
                     interval: Duration::from_millis(ms),
@@ -257,8 +298,40 @@ impl PollingConfig {
                             .into(),
                     ))
                 }
+                ("SUBSCRIPTION", Some(_)) => {
+                    return Err(fail(
+                        "interval_ms: a SUBSCRIPTION group is not polled; give \
+                         publishing_interval_ms (and sampling_interval_ms)"
+                            .into(),
+                    ))
+                }
+                ("SUBSCRIPTION", None) => {
+                    let millis = |key: &str, value: Option<u64>| match value {
+                        Some(ms @ 1..=3_600_000) => Ok(Some(Duration::from_millis(ms))),
+                        Some(_) => Err(fail(format!("{key}: must be from 1 to 3600000"))),
+                        None => Ok(None),
+                    };
+                    let Some(publishing_interval) =
+                        millis("publishing_interval_ms", group.publishing_interval_ms)?
+                    else {
+                        return Err(fail(
+                            "publishing_interval_ms: a SUBSCRIPTION group needs \
+                             publishing_interval_ms"
+                                .into(),
+                        ));
+                    };
+                    let sampling_interval =
+                        millis("sampling_interval_ms", group.sampling_interval_ms)?
+                            .unwrap_or(publishing_interval);
+                    Mode::Subscription {
+                        publishing_interval,
+                        sampling_interval,
+                    }
+                }
                 (other, _) => {
-                    return Err(fail(format!("mode: {other:?} is not FIXED or HANDSHAKE")))
+                    return Err(fail(format!(
+                        "mode: {other:?} is not FIXED, HANDSHAKE or SUBSCRIPTION"
+                    )))
                 }
             };
             let Some(plc) = plcs.iter().find(|p| *p.plc_code == *group.plc_code) else {
@@ -269,6 +342,13 @@ impl PollingConfig {
             };
             if group.tags.is_empty() {
                 return Err(fail("tags: must list at least one address".into()));
+            }
+            if matches!(mode, Mode::Subscription { .. }) && !plc.driver.supports_subscriptions() {
+                return Err(fail(format!(
+                    "mode: the {} driver of PLC {:?} cannot subscribe; use FIXED",
+                    plc.driver.driver_name(),
+                    group.plc_code
+                )));
             }
             let defaults = report_of(
                 "",
@@ -288,6 +368,9 @@ impl PollingConfig {
                         "tags[{index}]: {:?} is listed twice",
                         tag.address.text()
                     )));
+                }
+                if matches!(mode, Mode::Subscription { .. }) {
+                    check_subscribed(&tag).map_err(|m| fail(format!("tags[{index}]: {m}")))?;
                 }
                 tags.push(tag);
             }
@@ -346,6 +429,25 @@ fn report_of(
         report.heartbeat = Some(Duration::from_secs_f64(seconds));
     }
     Ok(report)
+}
+
+/// A SUBSCRIPTION group's deadband is the server's (absolute, in the tag's stored units); there
+/// are no polls to compare a percentage or to beat a heartbeat with.
+fn check_subscribed(tag: &TagConfig) -> Result<(), String> {
+    let at = tag.address.text();
+    if tag.report.deadband_pct.is_some() {
+        return Err(format!(
+            "{at:?}: deadband_pct: a SUBSCRIPTION group's deadband is the server's absolute \
+             deadband; give deadband"
+        ));
+    }
+    if tag.report.heartbeat.is_some() {
+        return Err(format!(
+            "{at:?}: heartbeat_sec: a SUBSCRIPTION group is sent changes only; use a FIXED \
+             group for a heartbeat"
+        ));
+    }
+    Ok(())
 }
 
 /// One entry of `tags`: an address string, or a table with the address and its options.

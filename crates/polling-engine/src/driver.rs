@@ -3,6 +3,10 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use tag_model::Quality;
 
 /// Why a driver call failed, in three layers that say what to do next (the same split as
 /// tokio-modbus's transport error / exception response).
@@ -42,6 +46,59 @@ impl DriverError {
 /// The result of one read: a value or an error per address, in plan order; or an error for
 /// the whole read.
 pub type ReadResult = Result<Vec<Result<f64, DriverError>>, DriverError>;
+
+/// One reading of one address, from a driver that knows more than the value: the quality the
+/// device gives it and the time it was measured (an OPC UA SourceTimestamp).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// The raw value (before scale and offset); `None` when the device has none.
+    pub value: Option<f64>,
+    /// GOOD, or what the device says of the value (UNCERTAIN, BAD).
+    pub quality: Quality,
+    /// When the device measured it, UTC; `None`: the time of the poll.
+    pub timestamp: Option<NaiveDateTime>,
+}
+
+impl Sample {
+    /// A GOOD value, stamped with the poll's time (what the register protocols read).
+    pub fn good(value: f64) -> Self {
+        Sample {
+            value: Some(value),
+            quality: Quality::Good,
+            timestamp: None,
+        }
+    }
+}
+
+/// The result of one read as [`Sample`]s: per address a sample or an error, in plan order; or
+/// an error for the whole read.
+pub type SampleResult = Result<Vec<Result<Sample, DriverError>>, DriverError>;
+
+/// What a `mode = "SUBSCRIPTION"` group asks of its driver.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubscriptionRequest {
+    /// How often the server sends what changed (`publishing_interval_ms`).
+    pub publishing_interval: Duration,
+    /// How often the server samples each address (`sampling_interval_ms`).
+    pub sampling_interval: Duration,
+    /// Per address, in plan order: the absolute deadband the server applies, in raw units.
+    pub deadbands: Vec<Option<f64>>,
+}
+
+/// Takes a subscription's notifications: (index of the address in plan order, its sample).
+/// Each notification is one sample. An empty batch says the subscription is alive (a
+/// keep-alive), so the group's status can show when the server was last heard from.
+pub type SampleSink = Arc<dyn Fn(Vec<(usize, Sample)>) + Send + Sync>;
+
+/// The state of a subscribed driver's connection, as the group's thread checks it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// Connected; notifications flow.
+    Up,
+    /// The connection or the subscription was lost, for this reason: reconnect and subscribe
+    /// again.
+    Lost(String),
+}
 
 /// A tag address parsed once, at configuration time, by its driver: the text the operator
 /// wrote (stored as `tag_address`) and the driver's typed form of it.
@@ -137,6 +194,11 @@ pub trait DriverConfig: fmt::Debug + Send + Sync {
 
     /// A new, not yet connected driver for one polling group.
     fn open(&self, plc_code: &Arc<str>) -> Box<dyn PlcDriver>;
+
+    /// Whether its drivers can [`subscribe`](PlcDriver::subscribe) (`mode = "SUBSCRIPTION"`).
+    fn supports_subscriptions(&self) -> bool {
+        false
+    }
 }
 
 /// The type of a tag as the configuration gives it; the driver checks that its address can
@@ -158,6 +220,32 @@ pub trait PlcDriver: Send {
     /// Sends the requests of `plan` (from this driver's [`DriverConfig::plan`]). `Err` means
     /// the whole read failed; an `Err` inside the vector marks one address.
     fn read(&mut self, plan: &ReadPlan) -> ReadResult;
+
+    /// [`read`](Self::read) as samples. Drivers whose device gives a quality or a timestamp
+    /// per value (OPC UA) override this; the engine calls it for every poll.
+    fn read_samples(&mut self, plan: &ReadPlan) -> SampleResult {
+        self.read(plan)
+            .map(|values| values.into_iter().map(|r| r.map(Sample::good)).collect())
+    }
+
+    /// Asks the device to send the addresses of `plan` when they change, to `sink`. Called
+    /// once after each [`connect`](Self::connect) of a SUBSCRIPTION group.
+    fn subscribe(
+        &mut self,
+        plan: &ReadPlan,
+        request: &SubscriptionRequest,
+        sink: SampleSink,
+    ) -> Result<(), DriverError> {
+        let _ = (plan, request, sink);
+        Err(DriverError::Protocol(
+            "this driver cannot subscribe; use mode = \"FIXED\"".into(),
+        ))
+    }
+
+    /// Whether a subscribed connection still stands. Checked a few times a second.
+    fn link(&mut self) -> LinkState {
+        LinkState::Up
+    }
 
     /// Writes `value` to one address (a handshake `ack`, or a trigger reset).
     fn write(&mut self, address: &Address, value: f64) -> Result<(), DriverError>;

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDateTime;
 use tag_model::{Quality, TagValue};
 
-use crate::config::{GroupConfig, HandshakeAnswer, Mode, PlcConfig, PollingConfig};
-use crate::driver::{DriverError, PlcDriver, ReadPlan};
+use crate::config::{GroupConfig, HandshakeAnswer, Mode, PlcConfig, PollingConfig, TagConfig};
+use crate::driver::{
+    DriverError, LinkState, PlcDriver, ReadPlan, Sample, SampleSink, SubscriptionRequest,
+};
 use crate::exception::ExceptionFilter;
 
 /// Receives the values of each poll: one call per poll, all with the poll's timestamp.
@@ -67,9 +69,9 @@ pub enum TriggerError {
 pub struct GroupStatus {
     /// Group name.
     pub name: String,
-    /// `FIXED` or `HANDSHAKE`.
+    /// `FIXED`, `HANDSHAKE` or `SUBSCRIPTION`.
     pub mode: &'static str,
-    /// Interval of a FIXED group.
+    /// Interval of a FIXED group; publishing interval of a SUBSCRIPTION group.
     pub interval_ms: Option<u64>,
     /// The PLC polled.
     pub plc_code: String,
@@ -85,15 +87,18 @@ pub struct GroupStatus {
     pub running: bool,
     /// Whether the driver is connected.
     pub connected: bool,
-    /// Polls done.
+    /// Polls done; for a SUBSCRIPTION group, notification batches and keep-alives received
+    /// from the server.
     pub polls: u64,
+    /// Values a SUBSCRIPTION group received (each notification is one value).
+    pub notifications: u64,
     /// Polls with a failed read (the values were stored as BAD).
     pub errors: u64,
     /// Deadlines of a FIXED group missed because a poll ran long (skipped, not caught up).
     pub overruns: u64,
     /// Triggers waiting to be polled (HANDSHAKE).
     pub pending_triggers: u64,
-    /// Start of the last poll, UTC, ISO 8601.
+    /// Start of the last poll, UTC, ISO 8601 (SUBSCRIPTION: when the server was last heard).
     pub last_poll_time: Option<String>,
     /// How long the last poll took.
     pub last_poll_duration_ms: Option<f64>,
@@ -114,6 +119,7 @@ struct GroupState {
     running: bool,
     connected: bool,
     polls: u64,
+    notifications: u64,
     errors: u64,
     overruns: u64,
     pending_triggers: u64,
@@ -195,12 +201,13 @@ fn status_of(group: &Group) -> GroupStatus {
     let config = &group.config;
     GroupStatus {
         name: config.name.clone(),
-        mode: match config.mode {
-            Mode::Fixed { .. } => "FIXED",
-            Mode::Handshake => "HANDSHAKE",
-        },
+        mode: config.mode.name(),
         interval_ms: match config.mode {
             Mode::Fixed { interval } => Some(interval.as_millis() as u64),
+            Mode::Subscription {
+                publishing_interval,
+                ..
+            } => Some(publishing_interval.as_millis() as u64),
             Mode::Handshake => None,
         },
         plc_code: config.plc_code.to_string(),
@@ -211,6 +218,7 @@ fn status_of(group: &Group) -> GroupStatus {
         running: state.running,
         connected: state.connected,
         polls: state.polls,
+        notifications: state.notifications,
         errors: state.errors,
         overruns: state.overruns,
         pending_triggers: state.pending_triggers,
@@ -328,6 +336,15 @@ impl PollingEngine {
                 Mode::Handshake => {
                     log::info!("Started polling group: {} (HANDSHAKE)", group.config.name)
                 }
+                Mode::Subscription {
+                    publishing_interval,
+                    sampling_interval,
+                } => log::info!(
+                    "Started polling group: {} (SUBSCRIPTION, publishing {}ms, sampling {}ms)",
+                    group.config.name,
+                    publishing_interval.as_millis(),
+                    sampling_interval.as_millis()
+                ),
             }
             let name = format!("poll-{}", group.config.name);
             self.shared.lock_live()[index] = true;
@@ -444,7 +461,7 @@ struct Poller<'a> {
     filter: ExceptionFilter,
 }
 
-fn run_group(shared: &Shared, index: usize, driver: Box<dyn PlcDriver>) {
+fn run_group(shared: &Arc<Shared>, index: usize, driver: Box<dyn PlcDriver>) {
     let group = &shared.groups[index];
     let mut poller = Poller {
         shared,
@@ -458,6 +475,22 @@ fn run_group(shared: &Shared, index: usize, driver: Box<dyn PlcDriver>) {
     match group.config.mode {
         Mode::Fixed { interval } => run_fixed(&mut poller, interval),
         Mode::Handshake => run_handshake(&mut poller),
+        Mode::Subscription {
+            publishing_interval,
+            sampling_interval,
+        } => {
+            let request = SubscriptionRequest {
+                publishing_interval,
+                sampling_interval,
+                deadbands: group
+                    .config
+                    .tags
+                    .iter()
+                    .map(|t| t.report.deadband.map(|band| band / t.scale.abs()))
+                    .collect(),
+            };
+            run_subscription(&mut poller, &request, subscription_sink(shared, index));
+        }
     }
     poller.driver.disconnect();
     let mut state = group.lock();
@@ -500,6 +533,137 @@ fn run_fixed(poller: &mut Poller<'_>, interval: Duration) {
             tick = tick.saturating_add(missed);
         }
     }
+}
+
+/// How often a SUBSCRIPTION group checks its driver's link (and the stop flag).
+const LINK_CHECK: Duration = Duration::from_millis(200);
+
+/// A SUBSCRIPTION group: connect and subscribe; the driver's notifications go straight to the
+/// consumer (see [`subscription_sink`]); this thread only watches the link. A lost link is
+/// marked by one BAD value per tag at the time of the loss, then reconnected and subscribed
+/// again with the engine's backoff.
+fn run_subscription(poller: &mut Poller<'_>, request: &SubscriptionRequest, sink: SampleSink) {
+    let group = poller.group;
+    let mut subscribed = false;
+    // One BAD value per tag marks each outage (not one per reconnect attempt).
+    let mut outage_marked = false;
+    loop {
+        {
+            let state = group.lock();
+            if poller.shared.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let _ = group
+                .triggered
+                .wait_timeout(state, LINK_CHECK)
+                .unwrap_or_else(PoisonError::into_inner);
+            if poller.shared.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+        if subscribed {
+            if let LinkState::Lost(reason) = poller.driver.link() {
+                subscribed = false;
+                poller.disconnect(&reason);
+                poller.note_link(Some(reason));
+                poller.mark_outage();
+                outage_marked = true;
+            }
+            continue;
+        }
+        if !poller.ensure_connected() {
+            if !outage_marked {
+                poller.mark_outage();
+                outage_marked = true;
+            }
+            let error = poller.group.lock().last_error.clone();
+            poller.note_link(error.or_else(|| Some("not connected".into())));
+            continue;
+        }
+        match poller
+            .driver
+            .subscribe(&group.plan, request, Arc::clone(&sink))
+        {
+            Ok(()) => {
+                subscribed = true;
+                outage_marked = false;
+                log::info!(
+                    "{}: subscribed to {} tags of PLC {}",
+                    group.config.name,
+                    group.config.tags.len(),
+                    group.config.plc_code
+                );
+                poller.note_link(None);
+            }
+            Err(error) => {
+                let text = format!("subscribing failed: {error}");
+                poller.disconnect(&text);
+                poller.note_link(Some(text));
+                if !outage_marked {
+                    poller.mark_outage();
+                    outage_marked = true;
+                }
+            }
+        }
+    }
+}
+
+/// The stored value and quality of one sample of `tag`: scaled; BAD without a finite value.
+fn stored(tag: &TagConfig, sample: &Sample) -> (Option<f64>, Quality) {
+    match sample.value {
+        Some(raw) if sample.quality != Quality::Bad => {
+            let value = raw * tag.scale + tag.offset;
+            if value.is_finite() {
+                (Some(value), sample.quality)
+            } else {
+                (None, Quality::Bad)
+            }
+        }
+        _ => (None, Quality::Bad),
+    }
+}
+
+/// Where a SUBSCRIPTION group's driver delivers: each sample becomes one value, stamped with
+/// its own time (the poll's, i.e. now, when the driver gives none). Called on the driver's
+/// threads; values that arrive after [`PollingEngine::stop`] returned are discarded.
+fn subscription_sink(shared: &Arc<Shared>, index: usize) -> SampleSink {
+    let shared = Arc::clone(shared);
+    Arc::new(move |samples: Vec<(usize, Sample)>| {
+        let group = &shared.groups[index];
+        let config = &group.config;
+        let now = chrono::Utc::now().naive_utc();
+        let mut values = Vec::with_capacity(samples.len());
+        for (at, sample) in &samples {
+            let Some(tag) = config.tags.get(*at) else {
+                continue;
+            };
+            let (value, quality) = stored(tag, sample);
+            match TagValue::new(
+                sample.timestamp.unwrap_or(now),
+                Arc::clone(&config.plc_code),
+                Arc::clone(tag.address.text()),
+                value,
+                quality,
+            ) {
+                Ok(value) => values.push(value),
+                Err(error) => log::error!("{}: {error}", config.name),
+            }
+        }
+        let received = values.len() as u64;
+        {
+            let closed = shared.closed.read().unwrap_or_else(PoisonError::into_inner);
+            if *closed {
+                return;
+            }
+            if !values.is_empty() {
+                shared.consumer.consume(values);
+            }
+        }
+        let mut state = group.lock();
+        state.polls += 1;
+        state.notifications += received;
+        state.last_poll_time = Some(now);
+    })
 }
 
 fn run_handshake(poller: &mut Poller<'_>) {
@@ -657,6 +821,44 @@ impl Poller<'_> {
         }
     }
 
+    /// A SUBSCRIPTION group's link state in its status.
+    fn note_link(&mut self, error: Option<String>) {
+        let mut state = self.group.lock();
+        if error.is_some() {
+            state.errors += 1;
+        }
+        state.connected = self.connected && error.is_none();
+        state.last_error = error;
+    }
+
+    /// One BAD value per tag, now: the outage is visible in the stored data.
+    fn mark_outage(&mut self) {
+        let config = &self.group.config;
+        let now = chrono::Utc::now().naive_utc();
+        let values: Vec<TagValue> = config
+            .tags
+            .iter()
+            .filter_map(|tag| {
+                TagValue::new(
+                    now,
+                    Arc::clone(&config.plc_code),
+                    Arc::clone(tag.address.text()),
+                    None,
+                    Quality::Bad,
+                )
+                .ok()
+            })
+            .collect();
+        let closed = self
+            .shared
+            .closed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !*closed && !values.is_empty() {
+            self.shared.consumer.consume(values);
+        }
+    }
+
     /// A failed trigger read or handshake write: logged, counted, and a reconnect when the
     /// connection is the problem.
     fn note_failure(&mut self, error: &DriverError) {
@@ -686,7 +888,7 @@ impl Poller<'_> {
         let timestamp = chrono::Utc::now().naive_utc();
         let started = Instant::now();
         let read = if self.ensure_connected() {
-            self.driver.read(&group.plan)
+            self.driver.read_samples(&group.plan)
         } else {
             Err(DriverError::new(format!(
                 "PLC {} not connected",
@@ -743,23 +945,19 @@ impl Poller<'_> {
         let mut values = Vec::with_capacity(config.tags.len());
         let mut suppressed = 0u64;
         for (index, tag) in config.tags.iter().enumerate() {
-            let (value, quality) = match results.get(index) {
-                Some(Ok(raw)) => {
-                    let value = raw * tag.scale + tag.offset;
-                    if value.is_finite() {
-                        (Some(value), Quality::Good)
-                    } else {
-                        (None, Quality::Bad)
-                    }
+            let (value, quality, measured) = match results.get(index) {
+                Some(Ok(sample)) => {
+                    let (value, quality) = stored(tag, sample);
+                    (value, quality, sample.timestamp)
                 }
-                _ => (None, Quality::Bad),
+                _ => (None, Quality::Bad, None),
             };
             if !self.filter.passes(index, value, quality, now) {
                 suppressed += 1;
                 continue;
             }
             match TagValue::new(
-                timestamp,
+                measured.unwrap_or(timestamp),
                 Arc::clone(&config.plc_code),
                 Arc::clone(tag.address.text()),
                 value,

@@ -12,7 +12,10 @@ pub use config::{
     ConfigError, GroupConfig, Handshake, HandshakeAnswer, Mode, PlcConfig, PollingConfig, Report,
     TagConfig, DEFAULT_TRIGGER_POLL, EXAMPLE_CONFIG,
 };
-pub use driver::{Address, DriverConfig, DriverError, PlcDriver, ReadPlan, ReadResult, TagType};
+pub use driver::{
+    Address, DriverConfig, DriverError, LinkState, PlcDriver, ReadPlan, ReadResult, Sample,
+    SampleResult, SampleSink, SubscriptionRequest, TagType,
+};
 pub use drivers::simulated::{SimulatedConfig, SimulatedOptions, SimulatedPlc, Waveform};
 pub use engine::{
     Consumer, DriverFactory, EngineHandle, EngineOptions, GroupStatus, PollingEngine, StopOutcome,

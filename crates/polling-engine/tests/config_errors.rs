@@ -52,7 +52,7 @@ fn each_mistake_names_file_group_and_field() {
         ),
         (
             group("name = \"G2\"\nmode = \"SOMETIMES\"\nplc_code = \"PLC01\"\ntags = [\"D1\"]"),
-            "plant/polling.toml: group \"G2\": mode: \"SOMETIMES\" is not FIXED or HANDSHAKE",
+            "plant/polling.toml: group \"G2\": mode: \"SOMETIMES\" is not FIXED, HANDSHAKE or SUBSCRIPTION",
         ),
         (
             group("name = \"G3\"\nmode = \"HANDSHAKE\"\ninterval_ms = 5\nplc_code = \"PLC01\"\ntags = [\"D1\"]"),
@@ -60,7 +60,7 @@ fn each_mistake_names_file_group_and_field() {
         ),
         (
             PLC.replace("simulated", "profinet") + "[[group]]\nname = \"G\"\nmode = \"HANDSHAKE\"\nplc_code = \"PLC01\"\ntags = [\"D1\"]\n",
-            "plant/polling.toml: plc[0] \"PLC01\": driver: unknown driver \"profinet\" (available: simulated, melsec, modbus)",
+            "plant/polling.toml: plc[0] \"PLC01\": driver: unknown driver \"profinet\" (available: simulated, melsec, modbus",
         ),
         (
             format!("{PLC}latency = 5\n"),

@@ -1,6 +1,7 @@
 //! The real PLC simulators, which neither we nor our drivers' libraries wrote: `virtual-plc`
-//! (Mitsubishi MC protocol 3E/4E) and `pymodbus` (Modbus TCP), installed on demand into a
-//! Python virtualenv under `target/plc-simulators/` and started on free loopback ports.
+//! (Mitsubishi MC protocol 3E/4E), `pymodbus` (Modbus TCP) and an `asyncua` OPC UA server,
+//! installed on demand into a Python virtualenv under `target/plc-simulators/` and started on
+//! free loopback ports.
 //!
 //! Without Python (with venv support) or the packages, [`simulators`] returns `None` after
 //! printing a loud SKIPPED banner, except when `REQUIRE_PLC_SIMULATORS=1` (CI), where it
@@ -8,7 +9,8 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -17,12 +19,14 @@ pub const PACKAGES: &[&str] = &[
     "virtual-plc==0.3.0",
     "pymodbus==3.16.1",
     "pymcprotocol==0.3.0",
+    "asyncua==2.1.0",
 ];
 
 /// The variable that turns a skip into a failure.
 pub const REQUIRE: &str = "REQUIRE_PLC_SIMULATORS";
 
 const MODBUS_SERVER: &str = include_str!("modbus_server.py");
+const OPCUA_SERVER: &str = include_str!("opcua_server.py");
 
 /// The virtualenv with the simulators installed.
 #[derive(Debug)]
@@ -52,7 +56,7 @@ pub fn simulators(test: &str) -> Option<&'static Simulators> {
             let _ = writeln!(
                 std::io::stderr(),
                 "\n==================== SKIPPED {test} ====================\n\
-                 The PLC simulators (virtual-plc, pymodbus) are unavailable: {why}\n\
+                 The PLC simulators (virtual-plc, pymodbus, asyncua) are unavailable: {why}\n\
                  Install python3 with venv support (Debian: python3-venv); CI sets {REQUIRE}=1.\n\
                  ==========================================================\n"
             );
@@ -146,9 +150,14 @@ impl Drop for InstallLock {
 }
 
 fn finish(python: PathBuf, dir: PathBuf) -> Result<Simulators, String> {
-    let script = dir.join("modbus_server.py");
-    std::fs::write(&script, MODBUS_SERVER)
-        .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+    for (name, text) in [
+        ("modbus_server.py", MODBUS_SERVER),
+        ("opcua_server.py", OPCUA_SERVER),
+    ] {
+        let script = dir.join(name);
+        std::fs::write(&script, text)
+            .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+    }
     Ok(Simulators { python, dir })
 }
 
@@ -173,7 +182,9 @@ pub struct Simulator {
     child: Child,
     port: u16,
     log: Arc<Mutex<Vec<String>>>,
-    _files: tempfile_dir::TempDir,
+    stdin: Mutex<Option<ChildStdin>>,
+    next_command: AtomicU64,
+    files: tempfile_dir::TempDir,
 }
 
 impl Simulator {
@@ -188,6 +199,50 @@ impl Simulator {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .join("\n")
+    }
+
+    /// Its scratch folder (removed when it is dropped).
+    pub fn dir(&self) -> &Path {
+        self.files.path()
+    }
+
+    /// Sends one command (a JSON object's members, without braces, e.g. `"op": "bench"`) on
+    /// its standard input and returns the JSON it answers. For simulators started with a
+    /// command channel ([`Simulators::opcua`]).
+    pub fn command(&self, members: &str) -> String {
+        let id = self.next_command.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut stdin = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
+            let pipe = stdin
+                .as_mut()
+                .expect("this simulator was started without a command channel");
+            writeln!(pipe, "{{\"id\": {id}, {members}}}")
+                .and_then(|()| pipe.flush())
+                .expect("send a command to the simulator");
+        }
+        let prefix = format!("reply {id} ");
+        let started = Instant::now();
+        loop {
+            if let Some(reply) = self
+                .log
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
+            {
+                assert!(
+                    !reply.contains("\"error\""),
+                    "the simulator refused {members}: {reply}"
+                );
+                return reply;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the simulator did not answer {members} within 60 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Kills it (a PLC that dies mid-run).
@@ -250,19 +305,53 @@ impl Simulators {
         spawn(command, files)
     }
 
+    /// Starts the asyncua OPC UA server (`opcua_server.py`, address space in its header) on
+    /// `port` (0: a free one), with `args` (`--secure DIR`, `--user NAME --password SECRET`,
+    /// `--bench N`). Values are changed with [`Simulator::command`]:
+    /// `"op": "set", "node": "Double", "value": 2.5, "status": "Good", "source": "<ISO time>"`.
+    pub fn opcua(&self, port: u16, args: &[&str]) -> Simulator {
+        let files = tempfile_dir::TempDir::new(&self.dir);
+        let port = if port == 0 { free_port() } else { port };
+        let mut command = Command::new(&self.python);
+        command
+            .arg(self.dir.join("opcua_server.py"))
+            .arg(port.to_string())
+            .args(args);
+        spawn_with(command, files, true)
+    }
+
     /// The virtualenv's python (for a pymcprotocol client script, say).
     pub fn python(&self) -> &Path {
         &self.python
     }
 }
 
+/// A loopback port nobody listens on now (asyncua advertises its endpoint URL with the port,
+/// so it cannot bind port 0 itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 /// Starts `command` and waits for its "listening on 127.0.0.1:PORT" line.
-fn spawn(mut command: Command, files: tempfile_dir::TempDir) -> Simulator {
+fn spawn(command: Command, files: tempfile_dir::TempDir) -> Simulator {
+    spawn_with(command, files, false)
+}
+
+/// [`spawn`], with its standard input as a command channel when `commands`.
+fn spawn_with(mut command: Command, files: tempfile_dir::TempDir, commands: bool) -> Simulator {
     command
-        .stdin(Stdio::null())
+        .stdin(if commands {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().expect("start the simulator");
+    let stdin = child.stdin.take();
     let log = Arc::new(Mutex::new(Vec::new()));
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     for pipe in [
@@ -299,9 +388,11 @@ fn spawn(mut command: Command, files: tempfile_dir::TempDir) -> Simulator {
                 log.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
             );
         }
+        // asyncua builds its whole standard address space at start: ~3 s alone, much
+        // longer on a loaded two-core machine.
         assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the simulator did not listen within 60 s:\n{}",
+            started.elapsed() < Duration::from_secs(180),
+            "the simulator did not listen within 180 s:\n{}",
             log.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -310,7 +401,9 @@ fn spawn(mut command: Command, files: tempfile_dir::TempDir) -> Simulator {
         child,
         port,
         log,
-        _files: files,
+        stdin: Mutex::new(stdin),
+        next_command: AtomicU64::new(1),
+        files,
     }
 }
 

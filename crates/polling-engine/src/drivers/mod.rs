@@ -3,6 +3,8 @@
 
 pub mod melsec;
 pub mod modbus;
+#[cfg(feature = "opcua")]
+pub mod opcua;
 mod options;
 pub(crate) mod plan;
 pub mod simulated;
@@ -24,7 +26,13 @@ pub struct DriverKind {
 }
 
 /// Every driver, by name.
-pub const DRIVERS: &[DriverKind] = &[simulated::KIND, melsec::KIND, modbus::KIND];
+pub const DRIVERS: &[DriverKind] = &[
+    simulated::KIND,
+    melsec::KIND,
+    modbus::KIND,
+    #[cfg(feature = "opcua")]
+    opcua::KIND,
+];
 
 /// The driver called `name`.
 pub fn find(name: &str) -> Option<&'static DriverKind> {
