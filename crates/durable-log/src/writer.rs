@@ -469,6 +469,13 @@ impl<C: Codec> Syncer<C> {
                 Counters::add(&inner.counters.bytes_written, written);
                 let mut table = lock(&inner.table);
                 table.total_bytes += written;
+                // Counted as unread before readers can see them (under the table lock that
+                // `readable_len` is read under): a reader that takes them at once subtracts
+                // what is already added. Counted after, the subtraction saturated at zero and
+                // `unread` kept values that were gone. Unread first: a reader never sees
+                // pending and unread both at zero while values are in between.
+                Counters::add(&inner.counters.unread, batch.values);
+                Counters::sub(&inner.counters.pending, batch.values);
                 if let Some(info) = table.get_mut(active.number) {
                     info.readable_len = active.len;
                     info.file_len = active.len;
@@ -563,7 +570,7 @@ impl<C: Codec> Syncer<C> {
         }
     }
 
-    /// A batch is durable: publish it to readers and waiters.
+    /// A batch is durable (and readable since `write`): wake waiters and readers.
     fn published(&mut self, batch: &Batch) {
         let inner = &self.inner;
         if self.failing_since.take().is_some() {
@@ -573,9 +580,6 @@ impl<C: Codec> Syncer<C> {
             );
         }
         lock(&inner.append).failure = None;
-        // Unread first: a reader never sees both at zero while values are in between.
-        Counters::add(&inner.counters.unread, batch.values);
-        Counters::sub(&inner.counters.pending, batch.values);
         let callbacks = {
             let mut status = lock(&inner.sync);
             status.synced_upto = status.synced_upto.max(batch.end_id);

@@ -272,3 +272,73 @@ fn a_log_holding_only_settlements_reopens_without_false_damage() {
     );
     assert_identity(&log);
 }
+
+/// A reader that drains the moment a sync makes records readable must not leave `unread`
+/// counting values it already took: the figure once drifted upwards (a sync published the
+/// records to readers before it counted them as unread, and the reader's subtraction
+/// saturated at zero), so `wait_for` kept answering `Ready` for values that were gone and
+/// never answered `Closed`.
+#[test]
+fn unread_never_counts_values_already_handed_out() {
+    let fs = MemoryFs::new();
+    let log = Arc::new(open_with(
+        &fs,
+        LogOptions {
+            sync_interval: Duration::from_millis(1),
+            ..options()
+        },
+    ));
+    let total = 3_000u64;
+    let producer = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            // One sync round per append: many rounds, each a chance for the race.
+            for start in (0..total).step_by(3) {
+                let appended = log.append(&values(start..start + 3)).unwrap();
+                log.wait_synced(appended.ticket, Duration::from_secs(30))
+                    .unwrap();
+            }
+            log.close_appends();
+        })
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut taken = 0u64;
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                loop {
+                    let mut batch = Vec::new();
+                    // Spin: the race is a reader arriving straight after a sync.
+                    match log.drain_into(&mut batch, 1_000) {
+                        Some(claim) => {
+                            taken += batch.len() as u64;
+                            log.settle(claim);
+                        }
+                        None if log.stats().settled >= total => return taken,
+                        None => {
+                            assert!(std::time::Instant::now() < deadline, "{:#?}", log.stats());
+                            std::thread::yield_now();
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    producer.join().unwrap();
+    let taken: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert_eq!(taken, total, "each value handed out once");
+    log.flush(Duration::from_secs(10)).unwrap();
+    let stats = log.stats();
+    assert_eq!(
+        (stats.unread, stats.pending, stats.in_flight),
+        (0, 0, 0),
+        "{stats:#?}"
+    );
+    assert_identity(&log);
+    assert_eq!(
+        log.wait_for(1, Duration::from_secs(10)),
+        durable_log::Wait::Closed,
+        "nothing is left to read once appends are closed"
+    );
+}
