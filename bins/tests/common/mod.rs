@@ -17,6 +17,7 @@ pub fn binary(name: &str) -> PathBuf {
     match name {
         "start_all" => PathBuf::from(env!("CARGO_BIN_EXE_start_all")),
         "start_buffer_writer" => PathBuf::from(env!("CARGO_BIN_EXE_start_buffer_writer")),
+        "start_polling_engine" => PathBuf::from(env!("CARGO_BIN_EXE_start_polling_engine")),
         "stop_all" => PathBuf::from(env!("CARGO_BIN_EXE_stop_all")),
         "test_oracle_connection" => PathBuf::from(env!("CARGO_BIN_EXE_test_oracle_connection")),
         "test_high_throughput" => PathBuf::from(env!("CARGO_BIN_EXE_test_high_throughput")),
