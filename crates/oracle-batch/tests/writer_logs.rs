@@ -49,10 +49,14 @@ fn outage_and_recovery_log_like_the_quickstart() {
     rig.faults.fail_next(1, SinkError::transient(timeout));
     rig.push_all(&values(7, 7));
     eventually("the recovery", || writer.stats().written == 7);
+    rig.push_all(&values(14, 7));
+    eventually("a healthy batch", || writer.stats().written == 14);
     writer.shutdown(Duration::from_secs(5));
 
     let lines = LINES.lock().unwrap().clone();
     let expected = [
+        // The first attempt is known to fail only afterwards: announced just before its error.
+        "[INFO] Batch write attempt 1/4...",
         "[ERROR] SQLite write failed (attempt 1/4): ORA-12170: TNS:Connect timeout occurred",
         "[INFO] Retrying in 1.0 seconds...",
         "[INFO] Batch write attempt 2/4...",
@@ -83,7 +87,18 @@ fn outage_and_recovery_log_like_the_quickstart() {
     for line in expected {
         at = position(&lines, line, at) + 1;
     }
-    // Healthy batches stay quiet at info level: no success line for them.
+    let first_failure = position(&lines, "[ERROR] SQLite write failed (attempt 1/4)", 0);
+    assert_eq!(
+        lines[first_failure - 1],
+        "[INFO] Batch write attempt 1/4..."
+    );
+    // Healthy batches stay quiet at info level: no attempt line and no success line for them
+    // (the first attempts at info are the failing batch's and the recovering batch's).
+    let first_attempts = lines
+        .iter()
+        .filter(|l| l.starts_with("[INFO] Batch write attempt 1/"))
+        .count();
+    assert_eq!(first_attempts, 2, "{lines:#?}");
     let successes = lines
         .iter()
         .filter(|l| l.contains("written successfully"))

@@ -62,7 +62,11 @@ impl Worker {
                 log::warn!("Shutting down: no time to retry, saving the batch to CSV backup");
                 break;
             }
-            if attempt > 1 || self.recovering {
+            // Healthy batches stay quiet: a first attempt is announced at info only when it
+            // fails (just before its error line, as the spec's log shows it) or when the
+            // writer is recovering from a failure.
+            let announced = attempt > 1 || self.recovering;
+            if announced {
                 log::info!("Batch write attempt {attempt}/{attempts}...");
             } else {
                 log::debug!("Batch write attempt {attempt}/{attempts}...");
@@ -86,6 +90,9 @@ impl Worker {
                         .record(batch.len(), latency, Outcome::Failure);
                     Counters::add(&shared.counters.failed_attempts, 1);
                     self.recovering = true;
+                    if !announced {
+                        log::info!("Batch write attempt {attempt}/{attempts}...");
+                    }
                     log::error!("{kind} write failed (attempt {attempt}/{attempts}): {error}");
                     if !error.is_transient() {
                         log::error!(
