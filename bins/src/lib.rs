@@ -1,5 +1,6 @@
 //! What the binaries share: loading the configuration and starting the log.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use pipeline_service::{logging, Config, Service, SinkConfig};
@@ -12,14 +13,37 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Reads the environment and `.env`, then starts logging. A bad value prints one line naming
 /// the variable and returns exit code 2.
 pub fn configure() -> Result<Config, ExitCode> {
-    let config = Config::load().map_err(|error| {
+    configure_logging_to(None)
+}
+
+/// [`configure`], with `default_log` as the log file when LOG_FILE is unset (instead of
+/// `./logs/buffer_writer.log`, which belongs to the service). A LOG_FILE that cannot be
+/// opened stops start-up (exit 2); the default file only gives a warning: logging goes on to
+/// stderr.
+pub fn configure_logging_to(default_log: Option<&Path>) -> Result<Config, ExitCode> {
+    let mut config = Config::load().map_err(|error| {
         eprintln!("[ERROR] Configuration error: {error}");
         ExitCode::from(EXIT_CONFIG)
     })?;
-    logging::init(config.log_file.as_deref()).map_err(|error| {
+    if let (true, Some(path)) = (config.log_file_chosen_by_default, default_log) {
+        config.log_file = Some(path.to_owned());
+    }
+    let refuse = |error: String| {
         eprintln!("[ERROR] Configuration error: {error}");
         ExitCode::from(EXIT_CONFIG)
-    })?;
+    };
+    match logging::init(config.log_file.as_deref()) {
+        Ok(()) => {}
+        Err(error) if config.log_file_chosen_by_default && error.starts_with("LOG_FILE=") => {
+            logging::init(None).map_err(refuse)?;
+            log::warn!(
+                "Cannot write the default log file ({error}); logging to stderr only. Set \
+                 LOG_FILE to a writable file, or LOG_FILE= to log to stderr without this warning"
+            );
+            config.log_file = None;
+        }
+        Err(error) => return Err(refuse(error)),
+    }
     Ok(config)
 }
 

@@ -2,16 +2,19 @@
 //! `POST /api/buffer/ingest` (the spec's `start_polling_engine.py`, in its own terminal).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use buffer_oracle_writer::{configure, EXIT_CONFIG, EXIT_FAILURE};
+use buffer_oracle_writer::{configure_logging_to, EXIT_CONFIG, EXIT_FAILURE};
 use clap::Parser;
 use csv_backup::BackupWriter;
 use ingest_forwarder::{Forwarder, ForwarderConfig, DEFAULT_QUEUE_MAX};
-use pipeline_service::FLUSH_GRACE;
+use pipeline_service::{log_file_line, FLUSH_GRACE};
 use polling_engine::{PollingConfig, PollingEngine};
+
+/// The engine's own log file when LOG_FILE is unset: two processes never rotate one file.
+const DEFAULT_LOG_FILE: &str = "./logs/polling_engine.log";
 
 /// Poll the PLCs and forward the values to a running start_buffer_writer.
 #[derive(Parser)]
@@ -32,11 +35,12 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match configure() {
+    let config = match configure_logging_to(Some(Path::new(DEFAULT_LOG_FILE))) {
         Ok(config) => config,
         Err(code) => return code,
     };
     log::info!("Starting Polling Engine...");
+    log::info!("{}", log_file_line(config.log_file.as_deref()));
     let url = match ingest_url(args.writer.as_deref(), config.api_bind) {
         Ok(url) => url,
         Err(error) => {

@@ -59,8 +59,11 @@ pub struct Config {
     pub backup_rotate_bytes: u64,
     /// API_BIND.
     pub api_bind: SocketAddr,
-    /// LOG_FILE.
+    /// LOG_FILE: [`DEFAULT_LOG_FILE`] when unset, none when set empty (stderr only).
     pub log_file: Option<PathBuf>,
+    /// Whether LOG_FILE was unset, so `log_file` is the default (a binary may choose its
+    /// own, and a default file that cannot be opened does not stop start-up).
+    pub log_file_chosen_by_default: bool,
     /// PID_FILE: written at start, removed at exit; read by stop_all.
     pub pid_file: PathBuf,
 }
@@ -79,6 +82,9 @@ pub struct ConfigError {
 
 /// Default PID file, in the working directory.
 pub const DEFAULT_PID_FILE: &str = "buffer-oracle-writer.pid";
+
+/// Default log file, where the spec's troubleshooting looks (`LOG_FILE=` turns it off).
+pub const DEFAULT_LOG_FILE: &str = "./logs/buffer_writer.log";
 
 /// The variables, merged: the process environment wins over `.env`.
 ///
@@ -183,6 +189,11 @@ impl Vars {
                 .filter(|v| !v.is_empty())
                 .map(|v| (name, v))
         })
+    }
+
+    /// Whether `name` is in the environment or `.env` at all, even empty.
+    fn is_set(&self, name: &str) -> bool {
+        self.text.contains_key(name) || self.not_unicode.contains_key(name)
     }
 
     /// The error for the first setting asked for whose value is not UTF-8.
@@ -443,6 +454,11 @@ impl Config {
             }
         };
 
+        let (log_file, log_file_chosen_by_default) = match text(vars, &["LOG_FILE"]) {
+            Some(path) => (Some(PathBuf::from(path)), false),
+            None if vars.is_set("LOG_FILE") => (None, false),
+            None => (Some(PathBuf::from(DEFAULT_LOG_FILE)), true),
+        };
         let api_bind = match vars.get(&["API_BIND"]) {
             None => SocketAddr::from(([127, 0, 0, 1], 8000)),
             Some((name, value)) => parse_bind(value).ok_or_else(|| {
@@ -469,7 +485,8 @@ impl Config {
                 1..=1 << 40,
             )?,
             api_bind,
-            log_file: text(vars, &["LOG_FILE"]).map(PathBuf::from),
+            log_file,
+            log_file_chosen_by_default,
             pid_file: text(vars, &["PID_FILE"])
                 .map_or_else(|| PathBuf::from(DEFAULT_PID_FILE), PathBuf::from),
         })
@@ -522,7 +539,19 @@ impl Config {
         }
         lines.push(format!("Backup directory: {}", self.backup_dir.display()));
         lines.push(format!("Writer threads: {}", self.writer_threads));
+        lines.push(log_file_line(self.log_file.as_deref()));
         lines
+    }
+}
+
+/// Where the log goes, for the start-up summary.
+pub fn log_file_line(log_file: Option<&Path>) -> String {
+    match log_file {
+        Some(path) => format!(
+            "Log file: {} (and stderr; LOG_FILE= turns the file off)",
+            path.display()
+        ),
+        None => "Log file: none (stderr only)".to_owned(),
     }
 }
 
@@ -722,7 +751,26 @@ mod tests {
         assert_eq!(config.writer_threads, 1);
         assert_eq!(config.backup_dir, Path::new("./backup"));
         assert_eq!(config.api_bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.log_file, Some(PathBuf::from(DEFAULT_LOG_FILE)));
+        assert!(config.log_file_chosen_by_default);
+    }
+
+    #[test]
+    fn the_log_file_is_the_default_unless_set_and_off_when_set_empty() {
+        let config = config(&[]).unwrap();
+        assert!(config.summary().contains(
+            &"Log file: ./logs/buffer_writer.log (and stderr; LOG_FILE= turns the file off)"
+                .to_owned()
+        ));
+        let config = self::config(&[("LOG_FILE", "")]).unwrap();
         assert_eq!(config.log_file, None);
+        assert!(!config.log_file_chosen_by_default);
+        assert!(config
+            .summary()
+            .contains(&"Log file: none (stderr only)".to_owned()));
+        let config = self::config(&[("LOG_FILE", " /var/log/bow.log ")]).unwrap();
+        assert_eq!(config.log_file, Some(PathBuf::from("/var/log/bow.log")));
+        assert!(!config.log_file_chosen_by_default);
     }
 
     #[test]

@@ -11,8 +11,8 @@ mod service;
 mod state;
 
 pub use config::{
-    available_memory, buffer_memory_estimate, check_buffer_memory, human_bytes, Config,
-    ConfigError, SinkConfig, Vars, DEFAULT_PID_FILE,
+    available_memory, buffer_memory_estimate, check_buffer_memory, human_bytes, log_file_line,
+    Config, ConfigError, SinkConfig, Vars, DEFAULT_LOG_FILE, DEFAULT_PID_FILE,
 };
 pub use http::{HttpServer, MAX_INGEST_BYTES};
 pub use ingest::{parse_ingest, parse_line, IngestError};
