@@ -369,9 +369,14 @@ fn a_connection_killed_mid_batch_is_retried_without_loss_or_duplicates() {
     service.signal(libc::SIGTERM);
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
     assert_eq!(rows(&pg), (5_000, 5_000));
+    // The client sees the kill either as the server's 57P01 notice or, when the socket is
+    // torn down before the notice is read, as a closed connection; both are one failed
+    // attempt followed by a retry.
     let log = service.output();
     assert!(
-        log.contains("57P01") || log.contains("terminating connection"),
+        log.contains("57P01")
+            || log.contains("terminating connection")
+            || log.contains("connection closed"),
         "{log}"
     );
 }
