@@ -25,7 +25,7 @@ pub mod oracle;
 pub use self::oracle::{EasyConnect, ErrorClass};
 pub use oracle_sink::{
     bind_types, insert_sql, report_from_batch_errors, BatchRowError, OracleConfig, OracleSink,
-    DEFAULT_CALL_TIMEOUT, DEFAULT_LOGIN_RETRY, MAX_ROWS_PER_EXECUTE,
+    RowVerdictError, DEFAULT_CALL_TIMEOUT, DEFAULT_LOGIN_RETRY, MAX_ROWS_PER_EXECUTE,
 };
 pub use postgres_sink::{
     classify_postgres, postgres_insert_sql, PostgresConfig, PostgresSink, POSTGRES_DDL,

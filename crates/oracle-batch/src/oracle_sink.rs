@@ -132,17 +132,40 @@ pub struct BatchRowError {
     pub message: String,
 }
 
+/// Why [`report_from_batch_errors`] could not give a report.
+#[derive(Debug, PartialEq)]
+pub enum RowVerdictError<E> {
+    /// A row failed for a reason that is not about its data (a full tablespace, a quota, a
+    /// deadlock, undo): the whole batch fails, is rolled back, and is handled by that error's
+    /// class. The first such row.
+    WholeBatch(BatchRowError),
+    /// Reading back the stored rows of the repeats failed.
+    ReadBack(E),
+}
+
 /// Turns the batch errors of an executed batch into its report. `errors` carry offsets within
 /// `batch` (each chunk's offsets plus the chunk's first index). ORA-00001 rows repeat a stored
 /// key: they are split into duplicates and conflicts by [`settle_repeats`], with the stored
 /// rows for their keys from `read_back` (one call, and none when no row hit ORA-00001, so a
-/// healthy batch pays nothing). Other errors are rejections; the remaining rows were written.
-/// Offsets out of range, and a second error for the same row, are ignored.
+/// healthy batch pays nothing). Only errors about a row's own data
+/// ([`is_row_data_error`](crate::oracle::is_row_data_error): NULL, too large, bad number or
+/// date, check or parent key) reject that row; any other error reported for a row fails the
+/// whole batch ([`RowVerdictError::WholeBatch`]), so that a full tablespace never sends good
+/// rows to a rejected file. The remaining rows were written. Offsets out of range, and a
+/// second error for the same row, are ignored.
 pub fn report_from_batch_errors<E>(
     batch: &[TagValue],
     errors: &[BatchRowError],
     read_back: impl FnOnce(&[&TagValue]) -> Result<Vec<TagValue>, E>,
-) -> Result<WriteReport, E> {
+) -> Result<WriteReport, RowVerdictError<E>> {
+    let whole_batch = errors
+        .iter()
+        .filter(|e| e.offset < batch.len() && e.code != 1)
+        .filter(|e| !u32::try_from(e.code).is_ok_and(crate::oracle::is_row_data_error))
+        .min_by_key(|e| e.offset);
+    if let Some(error) = whole_batch {
+        return Err(RowVerdictError::WholeBatch(error.clone()));
+    }
     let mut report = WriteReport::default();
     let mut failed = vec![false; batch.len()];
     let mut repeated = Vec::new();
@@ -165,7 +188,8 @@ pub fn report_from_batch_errors<E>(
     report.rejected.sort_by_key(|r| r.index);
     repeated.sort_unstable();
     report.written = batch.len() - repeated.len() - report.rejected.len();
-    let repeats = settle_repeats(batch, &repeated, repeated.len(), read_back)?;
+    let repeats = settle_repeats(batch, &repeated, repeated.len(), read_back)
+        .map_err(RowVerdictError::ReadBack)?;
     report.duplicates = repeats.duplicates;
     report.conflicts = repeats.conflicts;
     Ok(report)
@@ -601,11 +625,30 @@ impl Sink for OracleSink {
             }
         }
         // Read back the rows that hit ORA-00001 before committing, on the same connection.
-        let report =
-            report_from_batch_errors(batch, &errors, |keys| self.stored_rows(&connection, keys))
-                .inspect_err(|_| {
-                    let _ = connection.rollback();
-                })?;
+        let verdicts =
+            report_from_batch_errors(batch, &errors, |keys| self.stored_rows(&connection, keys));
+        let report = match verdicts {
+            Ok(report) => report,
+            Err(RowVerdictError::ReadBack(error)) => {
+                let _ = connection.rollback();
+                return Err(error);
+            }
+            Err(RowVerdictError::WholeBatch(row)) => {
+                let _ = connection.rollback();
+                let code = u32::try_from(row.code).unwrap_or(0);
+                let error = OracleError::new(
+                    OracleErrorSource::Database(code),
+                    format!(
+                        "{} (reported for row {} of {}, but not about its data: the whole batch \
+                         is rolled back)",
+                        row.message,
+                        row.offset + 1,
+                        batch.len()
+                    ),
+                );
+                return Err(self.classified(&error));
+            }
+        };
         // Good rows of a batch with errors are still uncommitted: commit them all at once.
         connection
             .commit()
@@ -837,7 +880,40 @@ mod tests {
             Err::<Vec<TagValue>, _>(SinkError::transient("ORA-03113: end-of-file"))
         })
         .unwrap_err();
-        assert!(error.is_transient());
+        assert!(matches!(error, RowVerdictError::ReadBack(e) if e.is_transient()));
+    }
+
+    /// A full tablespace, a quota, undo or a deadlock reported per row is not about that
+    /// row's data: no row is rejected, the whole batch fails with the first such error.
+    #[test]
+    fn only_data_errors_reject_rows_and_others_fail_the_batch() {
+        let batch = sample(10);
+        let row_error = |offset: usize, code: i32| BatchRowError {
+            offset,
+            code,
+            message: format!("ORA-{code:05}: ..."),
+        };
+        for code in [1653, 1688, 1950, 30036, 60, 54, 3113] {
+            let errors = [row_error(6, 1400), row_error(4, code), row_error(8, code)];
+            let error = report_from_batch_errors(&batch, &errors, no_read).unwrap_err();
+            assert_eq!(
+                error,
+                RowVerdictError::WholeBatch(row_error(4, code)),
+                "ORA-{code}"
+            );
+        }
+        // Data errors alone: rejections, the rest written.
+        let data = [1400, 1438, 1426, 12899, 1722, 1840, 1841, 1847, 2290, 2291];
+        let errors: Vec<BatchRowError> = data
+            .iter()
+            .enumerate()
+            .map(|(offset, &code)| row_error(offset, code))
+            .collect();
+        let report = report_from_batch_errors(&batch, &errors, no_read).unwrap();
+        assert_eq!((report.written, report.rejected.len()), (0, 10));
+        // An offset past the batch counts for nothing, whatever its code.
+        let report = report_from_batch_errors(&batch, &[row_error(10, 1653)], no_read).unwrap();
+        assert_eq!(report.written, 10);
     }
 
     #[test]
