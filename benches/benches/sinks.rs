@@ -102,6 +102,7 @@ fn postgres(c: &mut Criterion) {
             pool_min: 1,
             pool_max: 2,
             pool_timeout: Duration::from_secs(5),
+            mapping: oracle_batch::ColumnMapping::standard(),
         })
         .unwrap();
         sink.create_table().unwrap();

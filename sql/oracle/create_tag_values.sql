@@ -8,6 +8,9 @@ CREATE TABLE TAG_VALUES (
     tag_address VARCHAR2(100)  NOT NULL,
     tag_value   NUMBER,
     quality     VARCHAR2(20)   NOT NULL,
+    -- UTC, as the service's timestamps are by default. With TIMESTAMP_ZONE=local use
+    --   inserted_at TIMESTAMP(6) DEFAULT LOCALTIMESTAMP NOT NULL,
+    -- (the session's time zone, which the Oracle client takes from the service's machine).
     inserted_at TIMESTAMP(6)   DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
     CONSTRAINT PK_TAG_VALUES PRIMARY KEY (plc_code, tag_address, timestamp),
     CONSTRAINT CK_TAG_VALUES_QUALITY CHECK (quality IN ('GOOD', 'BAD', 'UNCERTAIN'))

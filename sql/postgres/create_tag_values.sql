@@ -10,6 +10,9 @@ CREATE TABLE IF NOT EXISTS TAG_VALUES (
     tag_address VARCHAR(100)     NOT NULL CHECK (octet_length(tag_address) BETWEEN 1 AND 100),
     tag_value   DOUBLE PRECISION          CHECK (tag_value > -1e126 AND tag_value < 1e126),
     quality     VARCHAR(20)      NOT NULL CHECK (quality IN ('GOOD', 'BAD', 'UNCERTAIN')),
+    -- UTC, as the service's timestamps are by default. With TIMESTAMP_ZONE=local use
+    --   inserted_at TIMESTAMP(6) NOT NULL DEFAULT LOCALTIMESTAMP,
+    -- (the session's TimeZone: set it to the plant's, e.g. ALTER DATABASE ... SET timezone).
     inserted_at TIMESTAMP(6)     NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
     CONSTRAINT TAG_VALUES_PK PRIMARY KEY (plc_code, tag_address, timestamp)
 );

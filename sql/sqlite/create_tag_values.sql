@@ -13,6 +13,9 @@
 -- tags, that is about twenty times faster than (plc_code, tag_address, timestamp) first, and
 -- it serves time-range queries without a second index.
 --
+-- inserted_at has no default: the sink fills it, in TIMESTAMP_ZONE's clock like the
+-- timestamps the service assigns.
+--
 -- timestamp and inserted_at are INTEGER microseconds since 1970-01-01 UTC: faster to insert
 -- than text and exact. To read them as text, query the view TAG_VALUES_TEXT:
 --   SELECT * FROM TAG_VALUES_TEXT ORDER BY timestamp DESC LIMIT 10;

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let kind = config.sink.kind();
+    let zone = config.timestamp_zone;
     let mut checks = Checks::default();
     let result = match &config.sink {
         SinkConfig::Oracle(oracle) => {
@@ -49,25 +50,47 @@ fn main() -> ExitCode {
                 log::info!("Oracle Client library: version {client}");
                 checks.passed(format!("Oracle Client library loaded (version {client})"));
                 let opened = format!("login: {}@{target}", oracle.user);
-                check(&mut sink, &mut checks, opened, ORACLE_PROBE)
+                let probe = sink.clone();
+                check(
+                    &mut sink,
+                    &mut checks,
+                    opened,
+                    ORACLE_PROBE,
+                    || probe.check_table(),
+                    zone,
+                )
             })
         }
         SinkConfig::Postgres(postgres) => {
             PostgresSink::new(postgres.clone()).and_then(|mut sink| {
                 log::info!("Connecting to {}", sink.describe());
                 let opened = format!("login: {}", sink.describe());
-                check(&mut sink, &mut checks, opened, "the table exists")
+                let probe = sink.clone();
+                check(
+                    &mut sink,
+                    &mut checks,
+                    opened,
+                    "the table exists",
+                    || probe.check_table(),
+                    zone,
+                )
             })
         }
-        SinkConfig::Sqlite { path, table } => {
+        SinkConfig::Sqlite {
+            path,
+            table,
+            mapping,
+        } => {
             log::info!("Connecting to SQLite: {}", path.display());
-            SqliteSink::open(path, table).and_then(|mut sink| {
+            SqliteSink::open_with(path, table, mapping.clone()).and_then(|mut sink| {
                 let opened = format!("database file opened: {}", path.display());
                 check(
                     &mut sink,
                     &mut checks,
                     opened,
                     "the table exists and takes writes",
+                    || Ok(()), // checked when opened
+                    zone,
                 )
             })
         }
@@ -114,16 +137,20 @@ fn check(
     checks: &mut Checks,
     opened: String,
     probed: &str,
+    check_columns: impl FnOnce() -> Result<(), SinkError>,
+    zone: tag_model::TimestampZone,
 ) -> Result<(), SinkError> {
     sink.probe()?;
     log::info!("Connection successful");
     checks.passed(opened);
     checks.passed(probed);
+    check_columns()?;
+    checks.passed("the table has every column the mapping (TABLE_COLUMNS) fills");
     let version = sink.server_version()?;
     log::info!("{} version: {version}", sink.kind());
     checks.passed(format!("server version: {version}"));
     log::info!("Testing insert...");
-    let now = chrono::Utc::now().naive_utc();
+    let now = zone.now();
     let row = TagValue::new(now, "TEST", "D999", Some(12345.0), Quality::Good)
         .map_err(|e| SinkError::setup(e.to_string()))?;
     let result = sink.check_row(&row)?;

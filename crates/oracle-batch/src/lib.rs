@@ -12,6 +12,7 @@ pub use sqlite::{SqliteSink, SQLITE_DDL};
 mod clock;
 mod conflict;
 pub mod conformance;
+mod mapping;
 mod oracle_sink;
 mod postgres_sink;
 mod replay;
@@ -21,6 +22,9 @@ mod writer;
 
 pub use clock::{Wake, WriterClock};
 pub use conflict::{compare_repeat, settle_repeats, Repeat, Repeats};
+pub use mapping::{
+    format_value_text, ColumnMapping, ColumnSource, MappedColumn, TableColumn, TextPiece,
+};
 pub mod oracle;
 pub use self::oracle::{EasyConnect, ErrorClass};
 pub use oracle_sink::{

@@ -15,13 +15,14 @@ use r2d2_oracle::OracleConnectionManager;
 use tag_model::TagValue;
 
 use crate::conflict::settle_repeats;
+use crate::mapping::{Cell, CellKind, ColumnMapping, KeyCell, StoredRow, StoredValue, TableColumn};
 use crate::oracle::connect::connect_target;
 use crate::oracle::errors::{DriverFault, ErrorContext, OracleError, OracleErrorSource};
 use crate::oracle::pool::{
     build_pool, checkout, discard_idle, LoginState, OracleConnection, OracleLogin, OraclePool,
     OracleSession, PoolSettings,
 };
-use crate::oracle::sql::{probe_sql, COLUMNS};
+use crate::oracle::sql::probe_sql;
 use crate::secret::Secret;
 use crate::sink::{stored_value, validate_table_name, RowRejection, Sink, SinkError, WriteReport};
 
@@ -60,6 +61,9 @@ pub struct OracleConfig {
     /// (ORACLE_LOGIN_RETRY_SEC, doubling after each further refusal); `None`: not before a
     /// restart.
     pub login_retry: Option<Duration>,
+    /// The columns written and how each is formed (TABLE_COLUMNS; the shipped layout by
+    /// default).
+    pub mapping: ColumnMapping,
 }
 
 impl OracleConfig {
@@ -80,6 +84,7 @@ impl OracleConfig {
             pool_timeout: Duration::from_secs(10),
             call_timeout: Some(DEFAULT_CALL_TIMEOUT),
             login_retry: Some(DEFAULT_LOGIN_RETRY),
+            mapping: ColumnMapping::standard(),
         }
     }
 
@@ -102,22 +107,77 @@ impl OracleConfig {
     }
 }
 
-/// The INSERT for `table`: five positional binds, `inserted_at` left to its default.
-pub fn insert_sql(table: &str) -> String {
-    crate::oracle::sql::insert_sql(table, &COLUMNS)
+/// The INSERT for `table`: one positional bind per mapped column, in the mapping's order;
+/// columns it leaves out (`inserted_at`) get their defaults.
+pub fn insert_sql(table: &str, mapping: &ColumnMapping) -> String {
+    crate::oracle::sql::insert_sql(table, &mapping.names())
 }
 
-/// Bind types fixed up front, in bind order, matching the columns of
-/// `sql/oracle/create_tag_values.sql`: without them a `NaiveDateTime` binds as TIMESTAMP(9)
-/// and an `f64` as text, and a batch re-describes its binds on the first odd row.
-pub fn bind_types() -> [OracleType; 5] {
-    [
-        OracleType::Timestamp(6),
-        OracleType::Varchar2(tag_model::PLC_CODE_MAX_BYTES as u32),
-        OracleType::Varchar2(tag_model::TAG_ADDRESS_MAX_BYTES as u32),
-        OracleType::BinaryDouble,
-        OracleType::Varchar2(20),
-    ]
+/// Bind types fixed up front, in bind order (the mapping's): without them a `NaiveDateTime`
+/// binds as TIMESTAMP(9) and an `f64` as text, and a batch re-describes its binds on the
+/// first odd row. For the shipped layout they match the columns of
+/// `sql/oracle/create_tag_values.sql`; a text column is as long as the longest text its
+/// template can form.
+pub fn bind_types(mapping: &ColumnMapping) -> Vec<OracleType> {
+    mapping
+        .columns()
+        .iter()
+        .map(|column| oracle_type(column.kind()))
+        .collect()
+}
+
+fn oracle_type(kind: CellKind) -> OracleType {
+    match kind {
+        CellKind::Timestamp => OracleType::Timestamp(6),
+        CellKind::Number => OracleType::BinaryDouble,
+        CellKind::Text { max_bytes } => {
+            OracleType::Varchar2(u32::try_from(max_bytes).unwrap_or(4000).min(4000))
+        }
+    }
+}
+
+/// A column's value as bound: the bind type itself is fixed by the caller.
+struct OracleCell<'a>(Cell<'a>);
+
+impl ToSql for OracleCell<'_> {
+    fn oratype(&self, connection: &Connection) -> oracle::Result<OracleType> {
+        match &self.0 {
+            Cell::Timestamp(at) => at.oratype(connection),
+            Cell::Number(number) => number.oratype(connection),
+            Cell::Text(text) => text.as_deref().oratype(connection),
+        }
+    }
+    fn to_sql(&self, value: &mut oracle::SqlValue) -> oracle::Result<()> {
+        match &self.0 {
+            Cell::Timestamp(at) => at.to_sql(value),
+            Cell::Number(number) => number.to_sql(value),
+            Cell::Text(text) => text.as_deref().to_sql(value),
+        }
+    }
+}
+
+/// The dictionary query for the table's columns: `:1` is the owner (NULL: the user's own
+/// schema), `:2` the table name, both as Oracle stores unquoted names (upper case).
+/// (`data_default` is a LONG, which a query cannot test; `default_length` says the same.)
+pub(crate) const TABLE_COLUMNS_SQL: &str = "SELECT column_name, nullable, \
+     CASE WHEN default_length > 0 OR identity_column = 'YES' THEN 1 ELSE 0 END \
+     FROM all_tab_columns WHERE owner = NVL(:1, USER) AND table_name = :2 ORDER BY column_id";
+
+/// The owner and table name `table` (`TAG_VALUES` or `SCADA.TAG_VALUES`) stands for in the
+/// dictionary: upper case, as Oracle stores an unquoted identifier.
+pub(crate) fn dictionary_name(table: &str) -> (Option<String>, String) {
+    match table.split_once('.') {
+        Some((owner, name)) => (Some(owner.to_ascii_uppercase()), name.to_ascii_uppercase()),
+        None => (None, table.to_ascii_uppercase()),
+    }
+}
+
+/// A dictionary row (name, `Y`/`N` nullable, has a default) as a [`TableColumn`].
+pub(crate) fn table_column(name: String, nullable: &str, has_default: bool) -> TableColumn {
+    TableColumn {
+        required: nullable == "N" && !has_default,
+        name,
+    }
 }
 
 /// One row error from array DML: its 0-based offset in the executed rows, its ORA code and
@@ -208,17 +268,83 @@ fn stored_rows_query_keys(keys: usize) -> usize {
         .unwrap_or(KEYS_PER_QUERY)
 }
 
-/// The read-back of the stored rows for `keys` keys (at most 1,000), bound in order as
-/// (plc_code, tag_address, timestamp) triples: one primary-key IN list.
-fn stored_rows_sql(table: &str, keys: usize) -> String {
+/// The read-back of the stored rows for `keys` keys (at most 1,000), each bound as its key
+/// columns in the mapping's order: one IN list on the key, selecting
+/// [`ColumnMapping::read_back_columns`].
+fn stored_rows_sql(table: &str, mapping: &ColumnMapping, keys: usize) -> String {
+    let key_names: Vec<&str> = mapping
+        .key_columns()
+        .into_iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let width = key_names.len();
     let list: Vec<String> = (0..keys)
-        .map(|i| format!("(:{}, :{}, :{})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .map(|i| {
+            let binds: Vec<String> = (1..=width).map(|j| format!(":{}", width * i + j)).collect();
+            format!("({})", binds.join(", "))
+        })
+        .collect();
+    let selected: Vec<&str> = mapping
+        .read_back_columns()
+        .into_iter()
+        .map(|c| c.name.as_str())
         .collect();
     format!(
-        "SELECT timestamp, plc_code, tag_address, tag_value, quality FROM {table} \
-         WHERE (plc_code, tag_address, timestamp) IN ({})",
+        "SELECT {} FROM {table} WHERE ({}) IN ({})",
+        selected.join(", "),
+        key_names.join(", "),
         list.join(", ")
     )
+}
+
+/// `SELECT timestamp, plc_code, tag_address, value, quality` in the mapping's column names
+/// (the quality `'GOOD'` where the table has none); an error when the codes share a column.
+pub(crate) fn fetch_all_sql(table: &str, mapping: &ColumnMapping) -> Result<String, SinkError> {
+    let Some((plc, address)) = mapping.code_columns() else {
+        return Err(SinkError::setup(
+            "this column mapping forms plc_code and tag_address into one column: rows cannot \
+             be read back whole",
+        ));
+    };
+    let quality = mapping
+        .quality_column()
+        .map_or("'GOOD'", |c| c.name.as_str());
+    Ok(format!(
+        "SELECT {}, {}, {}, {}, {quality} FROM {table}",
+        mapping.timestamp_column().name,
+        plc.name,
+        address.name,
+        mapping.value_column().name
+    ))
+}
+
+/// One row of [`stored_rows_sql`]: the key cells, the value, the quality if selected.
+fn read_stored_row(
+    row: &oracle::Row,
+    read: &[&crate::mapping::MappedColumn],
+    keys: usize,
+) -> Result<StoredRow, oracle::Error> {
+    let mut key = Vec::with_capacity(keys);
+    for (i, column) in read[..keys].iter().enumerate() {
+        key.push(match column.kind() {
+            CellKind::Timestamp => KeyCell::Timestamp(row.get(i)?),
+            // Oracle stores an empty string as NULL.
+            _ => KeyCell::Text(row.get::<_, Option<String>>(i)?.unwrap_or_default()),
+        });
+    }
+    let value = match read[keys].kind() {
+        CellKind::Number => StoredValue::Number(row.get(keys)?),
+        _ => StoredValue::Text(row.get(keys)?),
+    };
+    let quality = match read.get(keys + 1) {
+        Some(_) => row.get(keys + 1)?,
+        None => None,
+    };
+    Ok(StoredRow {
+        key,
+        value,
+        quality,
+    })
 }
 
 /// The driver's error, classified by where it came from (never by its text).
@@ -345,7 +471,7 @@ impl OracleSink {
         Ok(OracleSink {
             pool: build_pool(login, Arc::clone(&logins), &settings),
             logins,
-            insert_sql: insert_sql(&config.table),
+            insert_sql: insert_sql(&config.table, &config.mapping),
             config,
         })
     }
@@ -411,17 +537,22 @@ impl OracleSink {
             .batch(&self.insert_sql, rows.len())
             .with_batch_errors()
             .build()?;
-        for (index, oracle_type) in bind_types().iter().enumerate() {
+        let mapping = &self.config.mapping;
+        for (index, oracle_type) in bind_types(mapping).iter().enumerate() {
             batch.set_type(index + 1, oracle_type)?;
         }
+        let now = mapping.now();
+        let mut cells: Vec<OracleCell<'_>> = Vec::with_capacity(mapping.columns().len());
         for value in rows {
-            batch.append_row(&[
-                &value.timestamp(),
-                &value.plc_code(),
-                &value.tag_address(),
-                &value.value(),
-                &value.quality().as_str(),
-            ])?;
+            cells.clear();
+            cells.extend(
+                mapping
+                    .columns()
+                    .iter()
+                    .map(|column| OracleCell(column.cell(value, now))),
+            );
+            let binds: Vec<&dyn ToSql> = cells.iter().map(|c| c as &dyn ToSql).collect();
+            batch.append_row(&binds)?;
         }
         match batch.execute() {
             Ok(()) => Ok(Vec::new()),
@@ -449,69 +580,83 @@ impl OracleSink {
         connection: &Connection,
         keys: &[&TagValue],
     ) -> Result<Vec<TagValue>, SinkError> {
+        let mapping = &self.config.mapping;
+        let key_columns = mapping.key_columns();
+        // The columns' own types, as for the insert: a TIMESTAMP(9) bind against the
+        // TIMESTAMP(6) key column must not cost the primary-key index.
+        let key_types: Vec<OracleType> =
+            key_columns.iter().map(|c| oracle_type(c.kind())).collect();
+        let read = mapping.read_back_columns();
         let mut stored = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(KEYS_PER_QUERY) {
             let size = stored_rows_query_keys(chunk.len());
-            let padded: Vec<(&str, &str, chrono::NaiveDateTime)> = (0..size)
-                .map(|i| {
+            let cells: Vec<OracleCell<'_>> = (0..size)
+                .flat_map(|i| {
                     let key = chunk[i.min(chunk.len() - 1)];
-                    (key.plc_code(), key.tag_address(), key.timestamp())
+                    key_columns
+                        .iter()
+                        .map(move |c| OracleCell(c.cell(key, chrono::NaiveDateTime::default())))
                 })
                 .collect();
-            // The columns' own types, as for the insert: a TIMESTAMP(9) bind against the
-            // TIMESTAMP(6) key column must not cost the primary-key index.
-            let [timestamp_type, plc_type, address_type, ..] = bind_types();
-            type Typed<'a, T> = (&'a T, &'a OracleType);
-            let typed: Vec<(Typed<&str>, Typed<&str>, Typed<chrono::NaiveDateTime>)> = padded
-                .iter()
-                .map(|(plc, address, timestamp)| {
-                    (
-                        (plc, &plc_type),
-                        (address, &address_type),
-                        (timestamp, &timestamp_type),
-                    )
-                })
-                .collect();
-            let mut binds: Vec<&dyn ToSql> = Vec::with_capacity(typed.len() * 3);
-            for (plc, address, timestamp) in &typed {
-                binds.extend([plc as &dyn ToSql, address, timestamp]);
-            }
+            let typed: Vec<(&OracleCell<'_>, &OracleType)> =
+                cells.iter().zip(key_types.iter().cycle()).collect();
+            let binds: Vec<&dyn ToSql> = typed.iter().map(|t| t as &dyn ToSql).collect();
             let rows = connection
-                .query(&stored_rows_sql(&self.config.table, size), &binds)
+                .query(&stored_rows_sql(&self.config.table, mapping, size), &binds)
                 .map_err(|e| self.classify(&e))?;
+            let mut found = Vec::new();
             for row in rows {
                 let row = row.map_err(|e| self.classify(&e))?;
-                let (timestamp, plc, address, value, quality): (
-                    chrono::NaiveDateTime,
-                    String,
-                    String,
-                    Option<f64>,
-                    String,
-                ) = row.get_as().map_err(|e| self.classify(&e))?;
-                stored.push(stored_value(timestamp, plc, address, value, &quality)?);
+                found.push(
+                    read_stored_row(&row, &read, key_columns.len())
+                        .map_err(|e| self.classify(&e))?,
+                );
             }
+            stored.extend(mapping.rebuild_stored(chunk, found)?);
         }
         Ok(stored)
     }
 
-    /// Every row of the table (for tests and the connection check).
-    pub fn fetch_all(&self) -> Result<Vec<TagValue>, SinkError> {
+    /// The table's columns from the dictionary, checked against the mapping: the error names
+    /// a mapped column the table lacks, or a NOT NULL column without a default that the
+    /// mapping leaves out. Start-up calls it once the database answers.
+    pub fn check_table(&self) -> Result<(), SinkError> {
         let connection = self.connection()?;
-        let sql = format!(
-            "SELECT timestamp, plc_code, tag_address, tag_value, quality FROM {}",
-            self.config.table
-        );
+        let (owner, name) = dictionary_name(&self.config.table);
+        let rows = connection
+            .query_as::<(String, String, i32)>(TABLE_COLUMNS_SQL, &[&owner, &name])
+            .map_err(|e| self.classify(&e))?;
+        let mut columns = Vec::new();
+        for row in rows {
+            let (name, nullable, has_default) = row.map_err(|e| self.classify(&e))?;
+            columns.push(table_column(name, &nullable, has_default != 0));
+        }
+        self.config
+            .mapping
+            .check_table(&self.config.table, &columns)
+            .map_err(|e| SinkError::setup(format!("Oracle: {e}")))
+    }
+
+    /// Every row of the table (for tests and checks). Needs a mapping that stores
+    /// `plc_code` and `tag_address` in columns of their own.
+    pub fn fetch_all(&self) -> Result<Vec<TagValue>, SinkError> {
+        let sql = fetch_all_sql(&self.config.table, &self.config.mapping)?;
+        let value_kind = self.config.mapping.value_column().kind();
+        let connection = self.connection()?;
         let rows = connection.query(&sql, &[]).map_err(|e| self.classify(&e))?;
         let mut values = Vec::new();
         for row in rows {
             let row = row.map_err(|e| self.classify(&e))?;
-            let (timestamp, plc, address, value, quality): (
-                chrono::NaiveDateTime,
-                String,
-                String,
-                Option<f64>,
-                String,
-            ) = row.get_as().map_err(|e| self.classify(&e))?;
+            let read = |i: usize| row.get::<_, String>(i).map_err(|e| self.classify(&e));
+            let timestamp: chrono::NaiveDateTime = row.get(0).map_err(|e| self.classify(&e))?;
+            let (plc, address, quality) = (read(1)?, read(2)?, read(4)?);
+            let value = match value_kind {
+                CellKind::Number => row.get::<_, Option<f64>>(3),
+                _ => row
+                    .get::<_, Option<String>>(3)
+                    .map(|t| t.as_deref().and_then(crate::mapping::parse_value_text)),
+            }
+            .map_err(|e| self.classify(&e))?;
             values.push(stored_value(timestamp, plc, address, value, &quality)?);
         }
         Ok(values)
@@ -542,16 +687,17 @@ impl OracleSink {
         connection: &PooledOracle,
         row: &TagValue,
     ) -> Result<crate::sink::RowCheck, SinkError> {
-        let inserted = match connection.execute(
-            &self.insert_sql,
-            &[
-                &row.timestamp(),
-                &row.plc_code(),
-                &row.tag_address(),
-                &row.value(),
-                &row.quality().as_str(),
-            ],
-        ) {
+        let mapping = &self.config.mapping;
+        let now = mapping.now();
+        let cells: Vec<OracleCell<'_>> = mapping
+            .columns()
+            .iter()
+            .map(|column| OracleCell(column.cell(row, now)))
+            .collect();
+        let types = bind_types(mapping);
+        let typed: Vec<(&OracleCell<'_>, &OracleType)> = cells.iter().zip(&types).collect();
+        let binds: Vec<&dyn ToSql> = typed.iter().map(|t| t as &dyn ToSql).collect();
+        let inserted = match connection.execute(&self.insert_sql, &binds) {
             Ok(statement) => statement
                 .row_count()
                 .map_err(|e| self.fail(connection, &e))?,
@@ -559,26 +705,7 @@ impl OracleSink {
             Err(error) if error.oci_code() == Some(1) => 0,
             Err(error) => return Err(self.fail(connection, &error)),
         };
-        let sql = format!(
-            "SELECT tag_value, quality FROM {} \
-             WHERE plc_code = :1 AND tag_address = :2 AND timestamp = :3",
-            self.config.table
-        );
-        let read = connection.query_row_as::<(Option<f64>, String)>(
-            &sql,
-            &[&row.plc_code(), &row.tag_address(), &row.timestamp()],
-        );
-        let stored = match read {
-            Ok((value, quality)) => Some(stored_value(
-                row.timestamp(),
-                row.plc_code_arc().clone(),
-                row.tag_address_arc().clone(),
-                value,
-                &quality,
-            )?),
-            Err(error) if error.kind() == ErrorKind::NoDataFound => None,
-            Err(error) => return Err(self.fail(connection, &error)),
-        };
+        let stored = self.stored_rows(connection, &[row])?.into_iter().next();
         Ok(crate::sink::RowCheck {
             inserted: usize::try_from(inserted).unwrap_or(usize::MAX),
             stored,
@@ -661,7 +788,7 @@ impl Sink for OracleSink {
     /// privilege) and passes for an account that may only insert.
     fn probe(&mut self) -> Result<(), SinkError> {
         let connection = self.connection()?;
-        let sql = probe_sql(&self.config.table, &COLUMNS);
+        let sql = probe_sql(&self.config.table, &self.config.mapping.names());
         let result = connection.execute(&sql, &[]);
         let result = result.and_then(|_| connection.rollback());
         result.map_err(|e| self.fail(&connection, &e))
@@ -704,19 +831,109 @@ mod tests {
     use crate::sink::FailureKind;
     use tag_model::Quality;
 
+    /// The spec's quickstart table, as TABLE_COLUMNS names it.
+    const TAG_DATA: &str = "tag_name={plc_code}.{tag_address}, tag_value={value:text}, \
+                            timestamp={timestamp}, quality={quality}";
+
     #[test]
     fn insert_sql_lists_the_columns_and_binds() {
+        let standard = ColumnMapping::standard();
         assert_eq!(
-            insert_sql("SCADA.TAG_VALUES"),
+            insert_sql("SCADA.TAG_VALUES", &standard),
             "INSERT INTO SCADA.TAG_VALUES (timestamp, plc_code, tag_address, tag_value, quality) \
              VALUES (:1, :2, :3, :4, :5)"
+        );
+        let tag_data: ColumnMapping = TAG_DATA.parse().unwrap();
+        assert_eq!(
+            insert_sql("TAG_DATA", &tag_data),
+            "INSERT INTO TAG_DATA (tag_name, tag_value, timestamp, quality) VALUES (:1, :2, :3, :4)"
+        );
+        assert_eq!(
+            probe_sql("TAG_DATA", &tag_data.names()),
+            "INSERT INTO TAG_DATA (tag_name, tag_value, timestamp, quality) \
+             SELECT NULL, NULL, NULL, NULL FROM dual WHERE 1 = 0"
+        );
+        // A constant and the time of writing are binds like the others.
+        let with_site: ColumnMapping = format!("{TAG_DATA}, site=PLANT 7, written={{now}}")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            insert_sql("TAG_DATA", &with_site),
+            "INSERT INTO TAG_DATA (tag_name, tag_value, timestamp, quality, site, written) \
+             VALUES (:1, :2, :3, :4, :5, :6)"
+        );
+        assert_eq!(
+            bind_types(&with_site),
+            [
+                // PLC code, '.', tag address: 50 + 1 + 100 bytes.
+                OracleType::Varchar2(151),
+                OracleType::Varchar2(32),
+                OracleType::Timestamp(6),
+                OracleType::Varchar2(20),
+                OracleType::Varchar2(7),
+                OracleType::Timestamp(6),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_tag_data_read_back_selects_its_key_value_and_quality() {
+        let tag_data: ColumnMapping = TAG_DATA.parse().unwrap();
+        assert_eq!(
+            stored_rows_sql("TAG_DATA", &tag_data, 2),
+            "SELECT tag_name, timestamp, tag_value, quality FROM TAG_DATA \
+             WHERE (tag_name, timestamp) IN ((:1, :2), (:3, :4))"
+        );
+        let error = fetch_all_sql("TAG_DATA", &tag_data).unwrap_err();
+        assert!(error.message().contains("into one column"), "{error}");
+        let own: ColumnMapping = "ts={timestamp}, plc={plc_code}, addr={tag_address}, val={value}"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            fetch_all_sql("H.SAMPLES", &own).unwrap(),
+            "SELECT ts, plc, addr, val, 'GOOD' FROM H.SAMPLES"
+        );
+    }
+
+    #[test]
+    fn the_dictionary_check_reads_upper_case_names_and_defaults() {
+        assert_eq!(
+            dictionary_name("scada.Tag_Data"),
+            (Some("SCADA".to_owned()), "TAG_DATA".to_owned())
+        );
+        assert_eq!(dictionary_name("TAG_DATA"), (None, "TAG_DATA".to_owned()));
+        assert!(TABLE_COLUMNS_SQL.contains("FROM all_tab_columns"));
+        assert!(
+            !TABLE_COLUMNS_SQL.contains("data_default"),
+            "a LONG cannot be tested"
+        );
+        let columns = [
+            table_column("TAG_NAME".into(), "N", false),
+            table_column("TAG_VALUE".into(), "N", false),
+            table_column("TIMESTAMP".into(), "N", false),
+            table_column("QUALITY".into(), "N", false),
+            table_column("INSERTED_AT".into(), "N", true),
+            table_column("NOTE".into(), "Y", false),
+        ];
+        assert_eq!(
+            columns.iter().map(|c| c.required).collect::<Vec<_>>(),
+            [true, true, true, true, false, false]
+        );
+        let tag_data: ColumnMapping = TAG_DATA.parse().unwrap();
+        tag_data.check_table("TAG_DATA", &columns).unwrap();
+        let error = ColumnMapping::standard()
+            .check_table("TAG_DATA", &columns)
+            .unwrap_err();
+        assert!(
+            error.starts_with("table TAG_DATA has no column plc_code"),
+            "{error}"
         );
     }
 
     #[test]
     fn bind_types_match_the_columns() {
         assert_eq!(
-            bind_types(),
+            bind_types(&ColumnMapping::standard()),
             [
                 OracleType::Timestamp(6),
                 OracleType::Varchar2(50),
@@ -926,12 +1143,13 @@ mod tests {
             sizes,
             [1, 4, 4, 16, 16, 64, 64, 256, 256, 1_000, 1_000, 1_000]
         );
+        let standard = ColumnMapping::standard();
         assert_eq!(
-            stored_rows_sql("SCADA.TAG_VALUES", 2),
+            stored_rows_sql("SCADA.TAG_VALUES", &standard, 2),
             "SELECT timestamp, plc_code, tag_address, tag_value, quality FROM SCADA.TAG_VALUES \
-             WHERE (plc_code, tag_address, timestamp) IN ((:1, :2, :3), (:4, :5, :6))"
+             WHERE (timestamp, plc_code, tag_address) IN ((:1, :2, :3), (:4, :5, :6))"
         );
-        assert!(stored_rows_sql("T", 1_000).ends_with("(:2998, :2999, :3000))"));
+        assert!(stored_rows_sql("T", &standard, 1_000).ends_with("(:2998, :2999, :3000))"));
     }
 
     /// Errors that are not the database's are classified by their kind; words in their text

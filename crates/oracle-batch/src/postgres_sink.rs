@@ -8,12 +8,16 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use postgres::error::SqlState;
+use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 use r2d2::{NopErrorHandler, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use tag_model::TagValue;
 
 use crate::conflict::settle_repeats;
+use crate::mapping::{
+    Cell, CellKind, ColumnMapping, KeyCell, MappedColumn, StoredRow, StoredValue, TableColumn,
+};
 use crate::secret::Secret;
 use crate::sink::{
     stored_value, validate_table_name, RowRejection, Sink, SinkCheck, SinkError, WriteReport,
@@ -36,6 +40,9 @@ pub struct PostgresConfig {
     pub pool_max: u32,
     /// How long to wait for a connection.
     pub pool_timeout: Duration,
+    /// The columns written and how each is formed (TABLE_COLUMNS; the shipped layout by
+    /// default).
+    pub mapping: ColumnMapping,
 }
 
 type Manager = PostgresConnectionManager<NoTls>;
@@ -48,6 +55,7 @@ pub struct PostgresSink {
     connection_config: postgres::Config,
     password: Secret,
     table: String,
+    mapping: ColumnMapping,
     insert_sql: String,
     row_sql: String,
     stored_sql: String,
@@ -59,14 +67,135 @@ pub struct PostgresSink {
     suspect: Arc<AtomicBool>,
 }
 
-/// The batch INSERT: five arrays, one statement, duplicates skipped by the primary key.
-pub fn postgres_insert_sql(table: &str) -> String {
+/// The batch INSERT: one array per mapped column, one statement, duplicates skipped by the
+/// key (the mapping's key columns, which the table's primary key or a unique index must be).
+pub fn postgres_insert_sql(table: &str, mapping: &ColumnMapping) -> String {
+    let arrays: Vec<String> = mapping
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("${}::{}[]", i + 1, pg_type(column.kind())))
+        .collect();
     format!(
-        "INSERT INTO {table} (timestamp, plc_code, tag_address, tag_value, quality) \
-         SELECT * FROM unnest($1::timestamp[], $2::varchar[], $3::varchar[], $4::float8[], $5::varchar[]) \
-         ON CONFLICT (plc_code, tag_address, timestamp) DO NOTHING"
+        "INSERT INTO {table} ({}) SELECT * FROM unnest({}) ON CONFLICT ({}) DO NOTHING",
+        mapping.names().join(", "),
+        arrays.join(", "),
+        key_names(mapping).join(", ")
     )
 }
+
+/// The one-row INSERT, for finding the bad row of a batch.
+fn postgres_row_sql(table: &str, mapping: &ColumnMapping) -> String {
+    let binds: Vec<String> = mapping
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("${}::{}", i + 1, pg_type(column.kind())))
+        .collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING",
+        mapping.names().join(", "),
+        binds.join(", "),
+        key_names(mapping).join(", ")
+    )
+}
+
+fn key_names(mapping: &ColumnMapping) -> Vec<&str> {
+    mapping
+        .key_columns()
+        .into_iter()
+        .map(|c| c.name.as_str())
+        .collect()
+}
+
+/// The type a column's values are sent as; the server converts them to the column's own
+/// type (`numeric`, `text`, `timestamptz` in the session's zone) on insert.
+fn pg_type(kind: CellKind) -> &'static str {
+    match kind {
+        CellKind::Timestamp => "timestamp",
+        CellKind::Number => "float8",
+        CellKind::Text { .. } => "varchar",
+    }
+}
+
+/// A column read back as the type the sink works with.
+fn read_as(column: &MappedColumn, prefix: &str) -> String {
+    let cast = match column.kind() {
+        CellKind::Timestamp => "timestamp",
+        CellKind::Number => "float8",
+        CellKind::Text { .. } => "text",
+    };
+    format!("{prefix}{}::{cast}", column.name)
+}
+
+/// One column's values for a batch, as one array parameter.
+enum ColumnValues<'a> {
+    Timestamps(Vec<NaiveDateTime>),
+    Numbers(Vec<Option<f64>>),
+    Texts(Vec<Option<std::borrow::Cow<'a, str>>>),
+}
+
+impl<'a> ColumnValues<'a> {
+    fn of(column: &MappedColumn, rows: &[&'a TagValue], now: NaiveDateTime) -> Self {
+        let cells = rows.iter().map(|row| column.cell(row, now));
+        match column.kind() {
+            CellKind::Timestamp => ColumnValues::Timestamps(
+                cells
+                    .map(|cell| match cell {
+                        Cell::Timestamp(at) => at,
+                        _ => NaiveDateTime::default(),
+                    })
+                    .collect(),
+            ),
+            CellKind::Number => ColumnValues::Numbers(
+                cells
+                    .map(|cell| match cell {
+                        Cell::Number(number) => number,
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            CellKind::Text { .. } => ColumnValues::Texts(
+                cells
+                    .map(|cell| match cell {
+                        Cell::Text(text) => text,
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn as_param(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            ColumnValues::Timestamps(values) => values,
+            ColumnValues::Numbers(values) => values,
+            ColumnValues::Texts(values) => values,
+        }
+    }
+}
+
+/// The array parameters for `columns` over `rows`.
+fn column_arrays<'a>(
+    columns: &[&MappedColumn],
+    rows: &[&'a TagValue],
+    now: NaiveDateTime,
+) -> Vec<ColumnValues<'a>> {
+    columns
+        .iter()
+        .map(|column| ColumnValues::of(column, rows, now))
+        .collect()
+}
+
+/// The table's columns from `information_schema` (`$1` the schema or NULL for the current
+/// one, `$2` the table, both as PostgreSQL folds unquoted names: lower case): name, and
+/// whether a row must give it (NOT NULL, no default, not identity or generated).
+const TABLE_COLUMNS_SQL: &str = "SELECT column_name::text, \
+     (is_nullable = 'NO' AND column_default IS NULL AND is_identity = 'NO' \
+      AND is_generated = 'NEVER') AS required \
+     FROM information_schema.columns \
+     WHERE table_schema = coalesce($1::text, current_schema()) AND table_name = $2::text \
+     ORDER BY ordinal_position";
 
 impl PostgresSink {
     /// Validates the settings and creates the pool without connecting.
@@ -125,17 +254,16 @@ impl PostgresSink {
             .error_handler(Box::new(NopErrorHandler))
             .build_unchecked(manager);
         let table = config.table;
+        let mapping = config.mapping;
         Ok(PostgresSink {
             pool,
             connection_config,
             password,
-            insert_sql: postgres_insert_sql(&table),
-            stored_sql: postgres_stored_rows_sql(&table),
-            row_sql: format!(
-                "INSERT INTO {table} (timestamp, plc_code, tag_address, tag_value, quality) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (plc_code, tag_address, timestamp) DO NOTHING"
-            ),
+            insert_sql: postgres_insert_sql(&table, &mapping),
+            stored_sql: postgres_stored_rows_sql(&table, &mapping),
+            row_sql: postgres_row_sql(&table, &mapping),
             table,
+            mapping,
             description,
             timeout: config.pool_timeout,
             suspect: Arc::new(AtomicBool::new(false)),
@@ -184,8 +312,16 @@ impl PostgresSink {
     }
 
     /// Creates the table from `sql/postgres/create_tag_values.sql` if it is missing (for
-    /// tests and first installs; production schemas are usually made by a DBA).
+    /// tests and first installs; production schemas are usually made by a DBA). Only for the
+    /// shipped layout: another mapping's table is the plant's own.
     pub fn create_table(&self) -> Result<(), SinkError> {
+        if !self.mapping.is_standard() {
+            return Err(SinkError::setup(format!(
+                "table {} is mapped by TABLE_COLUMNS: create it yourself (the shipped DDL is \
+                 for the standard layout)",
+                self.table
+            )));
+        }
         let mut client = self.connection()?;
         client
             .batch_execute(&POSTGRES_DDL.replace("TAG_VALUES", &self.table))
@@ -202,17 +338,68 @@ impl PostgresSink {
 
     /// Every row (for tests and checks).
     pub fn fetch_all(&self) -> Result<Vec<TagValue>, SinkError> {
+        let Some((plc, address)) = self.mapping.code_columns() else {
+            return Err(SinkError::setup(
+                "this column mapping forms plc_code and tag_address into one column: rows \
+                 cannot be read back whole",
+            ));
+        };
+        let quality = self
+            .mapping
+            .quality_column()
+            .map_or_else(|| "'GOOD'".to_owned(), |c| read_as(c, "t."));
+        let sql = format!(
+            "SELECT {}, {}, {}, {}, {quality} FROM {} AS t",
+            read_as(self.mapping.timestamp_column(), "t."),
+            read_as(plc, "t."),
+            read_as(address, "t."),
+            read_as(self.mapping.value_column(), "t."),
+            self.table
+        );
+        let value_kind = self.mapping.value_column().kind();
+        let mut client = self.connection()?;
+        let rows = client.query(&sql, &[]).map_err(|e| self.classify(&e))?;
+        rows.iter()
+            .map(|row| {
+                let value = match value_kind {
+                    CellKind::Number => row.get::<_, Option<f64>>(3),
+                    _ => row
+                        .get::<_, Option<&str>>(3)
+                        .and_then(crate::mapping::parse_value_text),
+                };
+                stored_value(
+                    row.get::<_, NaiveDateTime>(0),
+                    row.get::<_, String>(1),
+                    row.get::<_, String>(2),
+                    value,
+                    row.get::<_, &str>(4),
+                )
+            })
+            .collect()
+    }
+
+    /// The table's columns, checked against the mapping: the error names a mapped column
+    /// the table lacks, or a NOT NULL column without a default that the mapping leaves out.
+    /// Start-up calls it once the database answers.
+    pub fn check_table(&self) -> Result<(), SinkError> {
+        let (schema, name) = match self.table.split_once('.') {
+            Some((schema, name)) => (Some(schema.to_ascii_lowercase()), name.to_ascii_lowercase()),
+            None => (None, self.table.to_ascii_lowercase()),
+        };
         let mut client = self.connection()?;
         let rows = client
-            .query(
-                &format!(
-                    "SELECT timestamp, plc_code, tag_address, tag_value, quality FROM {}",
-                    self.table
-                ),
-                &[],
-            )
+            .query(TABLE_COLUMNS_SQL, &[&schema, &name])
             .map_err(|e| self.classify(&e))?;
-        rows.iter().map(row_to_value).collect()
+        let columns: Vec<TableColumn> = rows
+            .iter()
+            .map(|row| TableColumn {
+                name: row.get(0),
+                required: row.get(1),
+            })
+            .collect();
+        self.mapping
+            .check_table(&self.table, &columns)
+            .map_err(|e| SinkError::setup(format!("PostgreSQL: {e}")))
     }
 
     /// Rows in the table.
@@ -234,18 +421,18 @@ impl PostgresSink {
         let mut repeated = Vec::new();
         let mut transaction = client.transaction().map_err(sql_error)?;
         let statement = transaction.prepare(&self.row_sql).map_err(sql_error)?;
+        let now = self.mapping.now();
         for (index, value) in batch.iter().enumerate() {
             let mut savepoint = transaction.savepoint("row").map_err(sql_error)?;
-            let result = savepoint.execute(
-                &statement,
-                &[
-                    &value.timestamp(),
-                    &value.plc_code(),
-                    &value.tag_address(),
-                    &value.value(),
-                    &value.quality().as_str(),
-                ],
-            );
+            let cells: Vec<PgCell<'_>> = self
+                .mapping
+                .columns()
+                .iter()
+                .map(|column| PgCell(column.cell(value, now)))
+                .collect();
+            let params: Vec<&(dyn ToSql + Sync)> =
+                cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+            let result = savepoint.execute(&statement, &params);
             match result {
                 Ok(0) => {
                     repeated.push(index);
@@ -274,40 +461,102 @@ impl PostgresSink {
         Ok(report)
     }
 
-    /// The stored rows with these keys, in one query (the keys as three arrays).
+    /// The stored rows with these keys, in one query (the keys as one array per key column).
     fn stored_rows(
         &self,
         client: &mut impl postgres::GenericClient,
         keys: &[&TagValue],
     ) -> Result<Vec<TagValue>, SinkError> {
-        let timestamps: Vec<NaiveDateTime> = keys.iter().map(|k| k.timestamp()).collect();
-        let plc_codes: Vec<&str> = keys.iter().map(|k| k.plc_code()).collect();
-        let addresses: Vec<&str> = keys.iter().map(|k| k.tag_address()).collect();
+        let key_columns = self.mapping.key_columns();
+        let arrays = column_arrays(&key_columns, keys, NaiveDateTime::default());
+        let params: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(ColumnValues::as_param).collect();
         let rows = client
-            .query(&self.stored_sql, &[&timestamps, &plc_codes, &addresses])
+            .query(&self.stored_sql, &params)
             .map_err(|e| self.classify(&e))?;
-        rows.iter().map(row_to_value).collect()
+        let read = self.mapping.read_back_columns();
+        let found: Vec<StoredRow> = rows
+            .iter()
+            .map(|row| stored_row(row, &read, key_columns.len()))
+            .collect();
+        self.mapping.rebuild_stored(keys, found)
     }
 }
 
-/// The read-back of stored rows by key: three arrays joined on the primary key.
-fn postgres_stored_rows_sql(table: &str) -> String {
+/// One column's value for one row, as a parameter of the one-row INSERT.
+#[derive(Debug)]
+struct PgCell<'a>(Cell<'a>);
+
+impl ToSql for PgCell<'_> {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match &self.0 {
+            Cell::Timestamp(at) => at.to_sql(ty, out),
+            Cell::Number(number) => number.to_sql(ty, out),
+            Cell::Text(text) => text.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        // The statement casts each parameter to the type of its cell.
+        <NaiveDateTime as ToSql>::accepts(ty)
+            || <f64 as ToSql>::accepts(ty)
+            || <&str as ToSql>::accepts(ty)
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// The read-back of stored rows by key: one array per key column, joined on the key.
+fn postgres_stored_rows_sql(table: &str, mapping: &ColumnMapping) -> String {
+    let key_columns = mapping.key_columns();
+    let arrays: Vec<String> = key_columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("${}::{}[]", i + 1, pg_type(column.kind())))
+        .collect();
+    let aliases: Vec<String> = (1..=key_columns.len()).map(|i| format!("k{i}")).collect();
+    let join: Vec<String> = key_columns
+        .iter()
+        .zip(&aliases)
+        .map(|(column, alias)| format!("t.{} = k.{alias}", column.name))
+        .collect();
+    let selected: Vec<String> = mapping
+        .read_back_columns()
+        .iter()
+        .map(|column| read_as(column, "t."))
+        .collect();
     format!(
-        "SELECT t.timestamp, t.plc_code, t.tag_address, t.tag_value, t.quality \
-         FROM unnest($1::timestamp[], $2::varchar[], $3::varchar[]) AS k (timestamp, plc_code, tag_address) \
-         JOIN {table} AS t ON t.plc_code = k.plc_code AND t.tag_address = k.tag_address \
-         AND t.timestamp = k.timestamp"
+        "SELECT {} FROM unnest({}) AS k ({}) JOIN {table} AS t ON {}",
+        selected.join(", "),
+        arrays.join(", "),
+        aliases.join(", "),
+        join.join(" AND ")
     )
 }
 
-fn row_to_value(row: &postgres::Row) -> Result<TagValue, SinkError> {
-    stored_value(
-        row.get::<_, NaiveDateTime>(0),
-        row.get::<_, String>(1),
-        row.get::<_, String>(2),
-        row.get::<_, Option<f64>>(3),
-        row.get::<_, &str>(4),
-    )
+/// One row of [`postgres_stored_rows_sql`]: key cells, value, quality if selected.
+fn stored_row(row: &postgres::Row, read: &[&MappedColumn], keys: usize) -> StoredRow {
+    let key = read[..keys]
+        .iter()
+        .enumerate()
+        .map(|(i, column)| match column.kind() {
+            CellKind::Timestamp => KeyCell::Timestamp(row.get(i)),
+            _ => KeyCell::Text(row.get(i)),
+        })
+        .collect();
+    let value = match read[keys].kind() {
+        CellKind::Number => StoredValue::Number(row.get(keys)),
+        _ => StoredValue::Text(row.get(keys)),
+    };
+    let quality = read.get(keys + 1).and_then(|_| row.get(keys + 1));
+    StoredRow {
+        key,
+        value,
+        quality,
+    }
 }
 
 /// A data error belongs to a row (bad value, check failed); anything else fails the batch.
@@ -371,15 +620,11 @@ impl Sink for PostgresSink {
         let mut client = self.connection().inspect_err(|_| {
             self.suspect.store(true, Ordering::Relaxed);
         })?;
-        let timestamps: Vec<NaiveDateTime> = batch.iter().map(TagValue::timestamp).collect();
-        let plc_codes: Vec<&str> = batch.iter().map(TagValue::plc_code).collect();
-        let addresses: Vec<&str> = batch.iter().map(TagValue::tag_address).collect();
-        let values: Vec<Option<f64>> = batch.iter().map(TagValue::value).collect();
-        let qualities: Vec<&str> = batch.iter().map(|v| v.quality().as_str()).collect();
-        let result = client.execute(
-            &self.insert_sql,
-            &[&timestamps, &plc_codes, &addresses, &values, &qualities],
-        );
+        let rows: Vec<&TagValue> = batch.iter().collect();
+        let columns: Vec<&MappedColumn> = self.mapping.columns().iter().collect();
+        let arrays = column_arrays(&columns, &rows, self.mapping.now());
+        let params: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(ColumnValues::as_param).collect();
+        let result = client.execute(&self.insert_sql, &params);
         if result.as_ref().is_err_and(|error| !is_row_error(error)) {
             self.suspect.store(true, Ordering::Relaxed);
         }
@@ -441,29 +686,22 @@ impl SinkCheck for PostgresSink {
     fn check_row(&mut self, row: &TagValue) -> Result<crate::sink::RowCheck, SinkError> {
         let mut client = self.connection()?;
         let mut transaction = client.transaction().map_err(|e| self.classify(&e))?;
+        let now = self.mapping.now();
+        let cells: Vec<PgCell<'_>> = self
+            .mapping
+            .columns()
+            .iter()
+            .map(|column| PgCell(column.cell(row, now)))
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
         let inserted = transaction
-            .execute(
-                &self.row_sql,
-                &[
-                    &row.timestamp(),
-                    &row.plc_code(),
-                    &row.tag_address(),
-                    &row.value(),
-                    &row.quality().as_str(),
-                ],
-            )
+            .execute(&self.row_sql, &params)
             .map_err(|e| self.classify(&e))?;
-        let stored = transaction
-            .query_opt(
-                &format!(
-                    "SELECT timestamp, plc_code, tag_address, tag_value, quality FROM {} \
-                     WHERE plc_code = $1 AND tag_address = $2 AND timestamp = $3",
-                    self.table
-                ),
-                &[&row.plc_code(), &row.tag_address(), &row.timestamp()],
-            )
-            .map_err(|e| self.classify(&e))?;
-        let stored = stored.as_ref().map(row_to_value).transpose()?;
+        let stored = self
+            .stored_rows(&mut transaction, &[row])?
+            .into_iter()
+            .next();
         transaction.rollback().map_err(|e| self.classify(&e))?;
         Ok(crate::sink::RowCheck {
             inserted: usize::try_from(inserted).unwrap_or(usize::MAX),
@@ -489,17 +727,44 @@ mod tests {
             pool_min: 1,
             pool_max: 4,
             pool_timeout: Duration::from_secs(2),
+            mapping: ColumnMapping::standard(),
         }
     }
 
     #[test]
     fn the_insert_is_one_statement_over_arrays() {
-        let sql = postgres_insert_sql("SCADA.TAG_VALUES");
+        let sql = postgres_insert_sql("SCADA.TAG_VALUES", &ColumnMapping::standard());
         assert!(sql.starts_with("INSERT INTO SCADA.TAG_VALUES (timestamp, plc_code"));
         assert!(sql.contains(
             "unnest($1::timestamp[], $2::varchar[], $3::varchar[], $4::float8[], $5::varchar[])"
         ));
-        assert!(sql.ends_with("ON CONFLICT (plc_code, tag_address, timestamp) DO NOTHING"));
+        assert!(sql.ends_with("ON CONFLICT (timestamp, plc_code, tag_address) DO NOTHING"));
+    }
+
+    #[test]
+    fn the_tag_data_mapping_names_its_columns_and_key() {
+        let tag_data: ColumnMapping = "tag_name={plc_code}.{tag_address}, tag_value={value:text}, \
+                                       timestamp={timestamp}, quality={quality}"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            postgres_insert_sql("tag_data", &tag_data),
+            "INSERT INTO tag_data (tag_name, tag_value, timestamp, quality) SELECT * FROM \
+             unnest($1::varchar[], $2::varchar[], $3::timestamp[], $4::varchar[]) \
+             ON CONFLICT (tag_name, timestamp) DO NOTHING"
+        );
+        assert_eq!(
+            postgres_row_sql("tag_data", &tag_data),
+            "INSERT INTO tag_data (tag_name, tag_value, timestamp, quality) VALUES \
+             ($1::varchar, $2::varchar, $3::timestamp, $4::varchar) \
+             ON CONFLICT (tag_name, timestamp) DO NOTHING"
+        );
+        assert_eq!(
+            postgres_stored_rows_sql("tag_data", &tag_data),
+            "SELECT t.tag_name::text, t.timestamp::timestamp, t.tag_value::text, t.quality::text \
+             FROM unnest($1::varchar[], $2::timestamp[]) AS k (k1, k2) JOIN tag_data AS t \
+             ON t.tag_name = k.k1 AND t.timestamp = k.k2"
+        );
     }
 
     #[test]

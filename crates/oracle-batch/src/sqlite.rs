@@ -2,11 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
-use rusqlite::{ffi, params, Connection, ErrorCode, OptionalExtension};
-use tag_model::TagValue;
+use chrono::{DateTime, NaiveDateTime};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{ffi, Connection, ErrorCode};
+use tag_model::{TagValue, TimestampZone};
 
 use crate::conflict::settle_repeats;
+use crate::mapping::{
+    Cell, CellKind, ColumnMapping, ColumnSource, KeyCell, MappedColumn, StoredRow, StoredValue,
+    TableColumn,
+};
 use crate::sink::{stored_value, validate_table_name, RowRejection, Sink, SinkError, WriteReport};
 
 /// The DDL in `sql/sqlite/create_tag_values.sql`, for table `TAG_VALUES`.
@@ -36,12 +41,35 @@ pub struct SqliteSink {
     connection: Connection,
     path: PathBuf,
     table: String,
+    mapping: ColumnMapping,
     insert_sql: String,
 }
 
 impl SqliteSink {
-    /// Opens (or creates) the database file at `path` with table `table`.
+    /// Opens (or creates) the database file at `path` with table `table` in the shipped
+    /// layout (created when missing).
     pub fn open(path: impl Into<PathBuf>, table: &str) -> Result<Self, SinkError> {
+        Self::open_with(path, table, Self::standard_mapping(TimestampZone::Utc))
+    }
+
+    /// The shipped layout as SQLite stores it: the standard columns and `inserted_at`, which
+    /// the sink fills (SQLite has no clock default for INTEGER microseconds).
+    pub fn standard_mapping(zone: TimestampZone) -> ColumnMapping {
+        ColumnMapping::standard()
+            .with_column("inserted_at", ColumnSource::Now)
+            .unwrap_or_default()
+            .with_zone(zone)
+    }
+
+    /// Opens the database file at `path` and writes into `table` through `mapping`. The
+    /// shipped layout ([`SqliteSink::standard_mapping`]) is created when missing; any other
+    /// table must exist and is checked against the mapping (the error names a missing
+    /// column). Timestamps go into INTEGER columns as microseconds since 1970.
+    pub fn open_with(
+        path: impl Into<PathBuf>,
+        table: &str,
+        mapping: ColumnMapping,
+    ) -> Result<Self, SinkError> {
         let path = path.into();
         validate_table_name(table)?;
         if table.contains('.') {
@@ -75,18 +103,38 @@ impl SqliteSink {
         connection
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(context)?;
-        connection
-            .execute_batch(&SQLITE_DDL.replace("TAG_VALUES", table))
-            .map_err(context)?;
-        let insert_sql = format!(
-            "INSERT INTO {table} (timestamp, plc_code, tag_address, tag_value, quality, inserted_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT (timestamp, plc_code, tag_address) DO NOTHING"
-        );
+        let standard = mapping.columns() == Self::standard_mapping(mapping.zone()).columns();
+        if standard {
+            connection
+                .execute_batch(&SQLITE_DDL.replace("TAG_VALUES", table))
+                .map_err(context)?;
+        } else {
+            let columns = table_columns(&connection, table).map_err(context)?;
+            mapping.check_table(table, &columns).map_err(|e| {
+                SinkError::setup(format!("SQLite database {}: {e}", path.display()))
+            })?;
+        }
+        let insert_sql = sqlite_insert_sql(table, &mapping);
+        // Prepared once here, so that a table without a key on the mapping's key columns is
+        // reported at start-up ("ON CONFLICT clause does not match ...").
+        connection.prepare_cached(&insert_sql).map_err(|e| {
+            let keys: Vec<&str> = mapping
+                .key_columns()
+                .into_iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            SinkError::setup(format!(
+                "SQLite database {}: {e} (table {table} needs a primary key or unique index on \
+                 ({}), the columns that identify a value)",
+                path.display(),
+                keys.join(", ")
+            ))
+        })?;
         Ok(SqliteSink {
             connection,
             path,
             table: table.to_owned(),
+            mapping,
             insert_sql,
         })
     }
@@ -106,21 +154,41 @@ impl SqliteSink {
             .map_err(|e| classify(&e))
     }
 
-    /// Every row, ordered by primary key: for tests, verification and the connection check.
+    /// Every row, ordered by key: for tests and verification. Needs a mapping that stores
+    /// `plc_code` and `tag_address` in columns of their own.
     pub fn fetch_all(&self) -> Result<Vec<TagValue>, SinkError> {
+        let Some((plc, address)) = self.mapping.code_columns() else {
+            return Err(SinkError::setup(
+                "this column mapping forms plc_code and tag_address into one column: rows \
+                 cannot be read back whole",
+            ));
+        };
+        let timestamp = &self.mapping.timestamp_column().name;
+        let value = &self.mapping.value_column().name;
+        let quality = self
+            .mapping
+            .quality_column()
+            .map_or("'GOOD'", |c| c.name.as_str());
         let sql = format!(
-            "SELECT timestamp, plc_code, tag_address, tag_value, quality FROM {} \
-             ORDER BY plc_code, tag_address, timestamp",
-            self.table
+            "SELECT {timestamp}, {}, {}, {value}, {quality} FROM {} ORDER BY {}, {}, {timestamp}",
+            plc.name, address.name, self.table, plc.name, address.name
         );
+        let value_kind = self.mapping.value_column().kind();
         let mut statement = self.connection.prepare(&sql).map_err(|e| classify(&e))?;
         let rows = statement
             .query_map([], |row| {
+                let value = match value_kind {
+                    CellKind::Number => row.get::<_, Option<f64>>(3)?,
+                    _ => row
+                        .get::<_, Option<String>>(3)?
+                        .as_deref()
+                        .and_then(crate::mapping::parse_value_text),
+                };
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, String>(1)?,
                     row.get::<_, String>(2)?,
-                    row.get::<_, Option<f64>>(3)?,
+                    value,
                     row.get::<_, String>(4)?,
                 ))
             })
@@ -139,33 +207,18 @@ impl SqliteSink {
         Ok(values)
     }
 
-    /// Deletes the row with this primary key; returns whether it existed.
-    pub fn delete(&self, value: &TagValue) -> Result<bool, SinkError> {
-        let sql = format!(
-            "DELETE FROM {} WHERE plc_code = ?1 AND tag_address = ?2 AND timestamp = ?3",
-            self.table
-        );
-        self.connection
-            .execute(
-                &sql,
-                params![
-                    value.plc_code(),
-                    value.tag_address(),
-                    to_micros(value.timestamp())
-                ],
-            )
-            .map(|n| n > 0)
-            .map_err(|e| classify(&e))
-    }
-
-    /// Reads one stored row back by primary key.
+    /// Reads one stored row back by its key.
     pub fn fetch(&self, key: &TagValue) -> Result<Option<TagValue>, SinkError> {
-        fetch_on(&self.connection, &self.table, key)
+        Ok(
+            stored_rows(&self.connection, &self.table, &self.mapping, &[key])?
+                .into_iter()
+                .next(),
+        )
     }
 
     fn write_in_transaction(&mut self, batch: &[TagValue]) -> Result<WriteReport, SinkError> {
         let sql_error = |e: rusqlite::Error| classify(&e);
-        let inserted_at = to_micros(Utc::now().naive_utc());
+        let now = self.mapping.now();
         let transaction = self
             .connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -177,14 +230,12 @@ impl SqliteSink {
                 .prepare_cached(&self.insert_sql)
                 .map_err(sql_error)?;
             for (index, value) in batch.iter().enumerate() {
-                let result = insert.execute(params![
-                    to_micros(value.timestamp()),
-                    value.plc_code(),
-                    value.tag_address(),
-                    value.value(),
-                    value.quality().as_str(),
-                    inserted_at,
-                ]);
+                for (i, column) in self.mapping.columns().iter().enumerate() {
+                    insert
+                        .raw_bind_parameter(i + 1, SqliteCell(column.cell(value, now)))
+                        .map_err(sql_error)?;
+                }
+                let result = insert.raw_execute();
                 match result {
                     Ok(0) => repeated.push(index),
                     Ok(_) => report.written += 1,
@@ -199,7 +250,7 @@ impl SqliteSink {
         }
         // Inside the transaction: the rows that won, earlier in this batch or before it.
         let repeats = settle_repeats(batch, &repeated, repeated.len(), |keys| {
-            stored_rows(&transaction, &self.table, keys)
+            stored_rows(&transaction, &self.table, &self.mapping, keys)
         })?;
         report.duplicates = repeats.duplicates;
         report.conflicts = repeats.conflicts;
@@ -208,63 +259,143 @@ impl SqliteSink {
     }
 }
 
-/// Keys per read-back query: 3 parameters each, well under SQLite's limit of 32,766.
+/// Keys per read-back query: a few parameters each, well under SQLite's limit of 32,766.
 const KEYS_PER_QUERY: usize = 1_000;
 
-/// The stored rows with these keys, by primary-key lookups (the keys drive the join).
+/// A column's value as SQLite stores it: timestamps as INTEGER microseconds since 1970.
+struct SqliteCell<'a>(Cell<'a>);
+
+impl rusqlite::ToSql for SqliteCell<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match &self.0 {
+            Cell::Timestamp(at) => ToSqlOutput::Owned(Value::Integer(to_micros(*at))),
+            Cell::Number(Some(number)) => ToSqlOutput::Owned(Value::Real(*number)),
+            Cell::Number(None) | Cell::Text(None) => ToSqlOutput::Owned(Value::Null),
+            Cell::Text(Some(text)) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+        })
+    }
+}
+
+/// `INSERT INTO table (columns) VALUES (?1, ...) ON CONFLICT (key columns) DO NOTHING`.
+fn sqlite_insert_sql(table: &str, mapping: &ColumnMapping) -> String {
+    let binds: Vec<String> = (1..=mapping.columns().len())
+        .map(|i| format!("?{i}"))
+        .collect();
+    let keys: Vec<&str> = mapping
+        .key_columns()
+        .into_iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING",
+        mapping.names().join(", "),
+        binds.join(", "),
+        keys.join(", ")
+    )
+}
+
+/// The table's columns, from `PRAGMA table_info`; none when there is no such table.
+fn table_columns(connection: &Connection, table: &str) -> rusqlite::Result<Vec<TableColumn>> {
+    let mut statement = connection
+        .prepare("SELECT name, \"notnull\", dflt_value, pk, type FROM pragma_table_info(?1)")?;
+    let rows = statement.query_map([table], |row| {
+        let not_null: i64 = row.get(1)?;
+        let default: Option<String> = row.get(2)?;
+        let pk: i64 = row.get(3)?;
+        let kind: String = row.get(4)?;
+        // An INTEGER PRIMARY KEY is the rowid: SQLite fills it.
+        let rowid = pk == 1 && kind.eq_ignore_ascii_case("INTEGER");
+        Ok(TableColumn {
+            name: row.get(0)?,
+            required: not_null == 1 && default.is_none() && !rowid,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The stored rows for these keys, on `connection` (in its transaction): the keys as a
+/// `VALUES` list joined on the key columns (`CROSS JOIN` keeps the keys the outer loop, so
+/// each is one index lookup).
 fn stored_rows(
     connection: &Connection,
     table: &str,
+    mapping: &ColumnMapping,
     keys: &[&TagValue],
 ) -> Result<Vec<TagValue>, SinkError> {
+    let sql_error = |e: rusqlite::Error| classify(&e);
+    let key_columns = mapping.key_columns();
+    let read = mapping.read_back_columns();
     let mut rows = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(KEYS_PER_QUERY) {
         let mut statement = connection
-            .prepare(&stored_rows_sql(table, chunk.len()))
-            .map_err(|e| classify(&e))?;
-        let sql_error = |e: rusqlite::Error| classify(&e);
-        for (i, key) in chunk.iter().enumerate() {
-            statement
-                .raw_bind_parameter(3 * i + 1, to_micros(key.timestamp()))
-                .and_then(|()| statement.raw_bind_parameter(3 * i + 2, key.plc_code()))
-                .and_then(|()| statement.raw_bind_parameter(3 * i + 3, key.tag_address()))
-                .map_err(sql_error)?;
+            .prepare(&stored_rows_sql(table, mapping, chunk.len()))
+            .map_err(sql_error)?;
+        let mut parameter = 0;
+        for key in chunk {
+            for column in &key_columns {
+                parameter += 1;
+                let cell = SqliteCell(column.cell(key, NaiveDateTime::default()));
+                statement
+                    .raw_bind_parameter(parameter, cell)
+                    .map_err(sql_error)?;
+            }
         }
         let mut found = statement.raw_query();
         while let Some(row) = found.next().map_err(sql_error)? {
-            let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<_> {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Option<f64>>(3)?,
-                    row.get::<_, String>(4)?,
-                ))
-            };
-            let (micros, plc, address, value, quality) = read(row).map_err(sql_error)?;
-            rows.push(stored_value(
-                from_micros(micros),
-                plc,
-                address,
-                value,
-                &quality,
-            )?);
+            rows.push(stored_row(row, &read, key_columns.len()).map_err(sql_error)?);
         }
     }
-    Ok(rows)
+    mapping.rebuild_stored(keys, rows)
 }
 
-/// `SELECT` of the stored rows for `keys` keys, bound as (timestamp, plc_code, tag_address)
-/// triples. `CROSS JOIN` keeps the keys as the outer loop, so each is one primary-key lookup.
-fn stored_rows_sql(table: &str, keys: usize) -> String {
-    let mut values = "(?,?,?),".repeat(keys);
-    values.pop();
+fn stored_row(
+    row: &rusqlite::Row<'_>,
+    read: &[&MappedColumn],
+    keys: usize,
+) -> rusqlite::Result<StoredRow> {
+    let mut key = Vec::with_capacity(keys);
+    for (i, column) in read[..keys].iter().enumerate() {
+        key.push(match column.kind() {
+            CellKind::Timestamp => KeyCell::Timestamp(from_micros(row.get(i)?)),
+            _ => KeyCell::Text(row.get(i)?),
+        });
+    }
+    let value = match read[keys].kind() {
+        CellKind::Number => StoredValue::Number(row.get(keys)?),
+        _ => StoredValue::Text(row.get(keys)?),
+    };
+    let quality = match read.get(keys + 1) {
+        Some(_) => row.get(keys + 1)?,
+        None => None,
+    };
+    Ok(StoredRow {
+        key,
+        value,
+        quality,
+    })
+}
+
+/// The read-back `SELECT` for `keys` keys.
+fn stored_rows_sql(table: &str, mapping: &ColumnMapping, keys: usize) -> String {
+    let key_columns = mapping.key_columns();
+    let one = format!("({})", vec!["?"; key_columns.len()].join(","));
+    let values = vec![one; keys].join(",");
+    let aliases: Vec<String> = (1..=key_columns.len()).map(|i| format!("k{i}")).collect();
+    let join: Vec<String> = key_columns
+        .iter()
+        .zip(&aliases)
+        .map(|(column, alias)| format!("t.{} = keys.{alias}", column.name))
+        .collect();
+    let selected: Vec<String> = mapping
+        .read_back_columns()
+        .iter()
+        .map(|c| format!("t.{}", c.name))
+        .collect();
     format!(
-        "WITH keys (timestamp, plc_code, tag_address) AS (VALUES {values}) \
-         SELECT t.timestamp, t.plc_code, t.tag_address, t.tag_value, t.quality \
-         FROM keys CROSS JOIN {table} AS t \
-         ON t.timestamp = keys.timestamp AND t.plc_code = keys.plc_code \
-         AND t.tag_address = keys.tag_address"
+        "WITH keys ({}) AS (VALUES {values}) SELECT {} FROM keys CROSS JOIN {table} AS t ON {}",
+        aliases.join(", "),
+        selected.join(", "),
+        join.join(" AND ")
     )
 }
 
@@ -312,25 +443,25 @@ impl crate::sink::SinkCheck for SqliteSink {
         Ok(format!("SQLite {}", rusqlite::version()))
     }
     fn check_row(&mut self, row: &TagValue) -> Result<crate::sink::RowCheck, SinkError> {
-        let inserted_at = to_micros(Utc::now().naive_utc());
+        let now = self.mapping.now();
         let transaction = self
             .connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| classify(&e))?;
-        let inserted = transaction
-            .execute(
-                &self.insert_sql,
-                params![
-                    to_micros(row.timestamp()),
-                    row.plc_code(),
-                    row.tag_address(),
-                    row.value(),
-                    row.quality().as_str(),
-                    inserted_at,
-                ],
-            )
-            .map_err(|e| classify(&e))?;
-        let stored = fetch_on(&transaction, &self.table, row)?;
+        let inserted = {
+            let mut insert = transaction
+                .prepare_cached(&self.insert_sql)
+                .map_err(|e| classify(&e))?;
+            for (i, column) in self.mapping.columns().iter().enumerate() {
+                insert
+                    .raw_bind_parameter(i + 1, SqliteCell(column.cell(row, now)))
+                    .map_err(|e| classify(&e))?;
+            }
+            insert.raw_execute().map_err(|e| classify(&e))?
+        };
+        let stored = stored_rows(&transaction, &self.table, &self.mapping, &[row])?
+            .into_iter()
+            .next();
         transaction.rollback().map_err(|e| classify(&e))?;
         Ok(crate::sink::RowCheck { inserted, stored })
     }
@@ -340,40 +471,6 @@ impl std::fmt::Debug for SqliteSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
     }
-}
-
-/// The row of `table` with `key`'s primary key, on `connection` (in its transaction).
-fn fetch_on(
-    connection: &Connection,
-    table: &str,
-    key: &TagValue,
-) -> Result<Option<TagValue>, SinkError> {
-    let sql = format!(
-        "SELECT tag_value, quality FROM {table} \
-         WHERE plc_code = ?1 AND tag_address = ?2 AND timestamp = ?3"
-    );
-    let row = connection
-        .query_row(
-            &sql,
-            params![
-                key.plc_code(),
-                key.tag_address(),
-                to_micros(key.timestamp())
-            ],
-            |row| Ok((row.get::<_, Option<f64>>(0)?, row.get::<_, String>(1)?)),
-        )
-        .optional()
-        .map_err(|e| classify(&e))?;
-    row.map(|(value, quality)| {
-        stored_value(
-            key.timestamp(),
-            key.plc_code_arc().clone(),
-            key.tag_address_arc().clone(),
-            value,
-            &quality,
-        )
-    })
-    .transpose()
 }
 
 /// Microseconds since 1970-01-01 UTC.
@@ -481,12 +578,13 @@ mod tests {
             .connection
             .prepare(&format!(
                 "EXPLAIN QUERY PLAN {}",
-                stored_rows_sql("TAG_VALUES", 3)
+                stored_rows_sql("TAG_VALUES", &sink.mapping, 3)
             ))
             .unwrap()
-            .query_map(params![1, "P", "A", 2, "P", "A", 3, "P", "A"], |row| {
-                row.get::<_, String>(3)
-            })
+            .query_map(
+                rusqlite::params![1, "P", "A", 2, "P", "A", 3, "P", "A"],
+                |row| row.get::<_, String>(3),
+            )
             .unwrap()
             .map(Result::unwrap)
             .collect();

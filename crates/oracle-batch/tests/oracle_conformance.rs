@@ -16,7 +16,9 @@ use std::time::Duration;
 use common::eventually;
 use csv_backup::BackupWriter;
 use oracle_batch::conformance::{self, ConformanceSink};
-use oracle_batch::{BatchWriter, OracleConfig, OracleSink, Secret, Sink, SinkError, WriteReport};
+use oracle_batch::{
+    BatchWriter, ColumnMapping, OracleConfig, OracleSink, Secret, Sink, SinkError, WriteReport,
+};
 use ringbuf_core::RingBuffer;
 use tag_model::{Quality, TagValue};
 
@@ -178,6 +180,94 @@ fn conformance_suite_against_oracle_when_configured() {
     two_writer_threads_share_one_pool(&sink(&settings, &table), &table);
     table.empty();
     a_killed_session_is_recovered_from(&sink(&settings, &table), &table);
+    drop(table);
+    the_spec_tag_data_table_through_a_column_mapping(&settings);
+}
+
+/// sql/oracle/create_tag_data.sql under a name of the test's own, written through the
+/// TAG_DATA mapping; the dictionary check passes for it and names a misspelt column.
+fn the_spec_tag_data_table_through_a_column_mapping(settings: &Settings) {
+    let name = format!("{}D", unique_table_name());
+    let admin = oracle::Connection::connect(&settings.user, &settings.password, &settings.dsn)
+        .unwrap_or_else(|e| panic!("log in as ORACLE_TEST_USER: {e}"));
+    let ddl = include_str!("../../../sql/oracle/create_tag_data.sql");
+    let without_comments: String = ddl
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for statement in without_comments
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let statement = statement
+            .replace("pk_tag_data", &format!("PK_{name}"))
+            .replace("idx_tag_data_timestamp", &format!("IX_{name}"))
+            .replace("TAG_DATA", &name);
+        admin
+            .execute(&statement, &[])
+            .unwrap_or_else(|e| panic!("{e}: {statement}"));
+    }
+    let dropped = TestTable {
+        admin,
+        name: name.clone(),
+    };
+    let mapping = |text: &str| -> ColumnMapping { text.parse().expect("mapping") };
+    let tag_data = "tag_name={plc_code}.{tag_address}, tag_value={value:text}, \
+                    timestamp={timestamp}, quality={quality}";
+    let sink = |text: &str| {
+        OracleSink::new(OracleConfig {
+            table: name.clone(),
+            pool_min: 1,
+            pool_max: 2,
+            mapping: mapping(text),
+            ..OracleConfig::new(
+                &settings.dsn,
+                &settings.user,
+                Secret::new(settings.password.clone()),
+            )
+        })
+        .expect("Oracle settings")
+    };
+    let mut writer = sink(tag_data);
+    writer.probe().expect("probe TAG_DATA");
+    writer.check_table().expect("TAG_DATA fits the mapping");
+    let mut rows = conformance::sample_rows(1_000);
+    // No value: NULL into NOT NULL tag_value. A name over 100 bytes: too large (the sample
+    // rows have codes at their column limits).
+    let fits =
+        |r: &TagValue| r.value().is_some() && r.plc_code().len() + 1 + r.tag_address().len() <= 100;
+    let refused = rows.iter().filter(|r| !fits(r)).count();
+    let report = writer.write_batch(&rows).expect("write TAG_DATA");
+    assert_eq!(report.written, 1_000 - refused, "{:?}", report.rejected);
+    assert_eq!(report.rejected.len(), refused);
+    assert_eq!(dropped.count(), (1_000 - refused) as u64);
+    rows.retain(fits);
+    let report = writer.write_batch(&rows).expect("resend TAG_DATA");
+    assert_eq!(report.duplicates, rows.len(), "{report:?}");
+    let (tag_name, tag_value): (String, String) = dropped
+        .admin
+        .query_row_as(
+            &format!(
+                "SELECT tag_name, tag_value FROM {name} WHERE tag_name = :1 AND timestamp = :2"
+            ),
+            &[
+                &format!("{}.{}", rows[0].plc_code(), rows[0].tag_address()),
+                &rows[0].timestamp(),
+            ],
+        )
+        .expect("read TAG_DATA row");
+    assert_eq!(
+        tag_name,
+        format!("{}.{}", rows[0].plc_code(), rows[0].tag_address())
+    );
+    assert_eq!(tag_value.parse::<f64>().ok(), rows[0].value());
+    let error = sink(&tag_data.replace("quality=", "qualty="))
+        .check_table()
+        .expect_err("a misspelt column");
+    assert!(error.message().contains("has no column qualty"), "{error}");
+    drop(dropped);
 }
 
 /// Past 65,535 rows a batch is sent in chunks; a duplicate and a bad row in the second chunk

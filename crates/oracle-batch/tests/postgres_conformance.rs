@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use oracle_batch::conformance;
-use oracle_batch::{FailureKind, PostgresConfig, PostgresSink, Secret, Sink};
+use oracle_batch::{ColumnMapping, FailureKind, PostgresConfig, PostgresSink, Secret, Sink};
 use pg_test_cluster::PgCluster;
 
 fn sink(url: &str, table: &str) -> PostgresSink {
@@ -14,6 +14,7 @@ fn sink(url: &str, table: &str) -> PostgresSink {
         pool_min: 1,
         pool_max: 4,
         pool_timeout: Duration::from_secs(5),
+        mapping: ColumnMapping::standard(),
     })
     .expect("PostgreSQL settings")
 }
@@ -83,6 +84,7 @@ fn after_a_restart_one_failed_write_clears_the_dead_connections_from_the_pool() 
         pool_min: 5,
         pool_max: 5,
         pool_timeout: Duration::from_secs(5),
+        mapping: ColumnMapping::standard(),
     })
     .unwrap();
     writer.create_table().unwrap();

@@ -10,7 +10,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use oracle_batch::{EasyConnect, OracleConfig, PostgresConfig, Secret, WriterConfig};
+use oracle_batch::{
+    ColumnMapping, EasyConnect, OracleConfig, PostgresConfig, Secret, SqliteSink, WriterConfig,
+};
+use tag_model::TimestampZone;
 
 /// Where values are written.
 #[derive(Clone, Debug)]
@@ -25,6 +28,9 @@ pub enum SinkConfig {
         path: PathBuf,
         /// The table.
         table: String,
+        /// The columns written (TABLE_COLUMNS; by default the shipped layout with
+        /// `inserted_at`, which SQLite has the sink fill).
+        mapping: ColumnMapping,
     },
 }
 
@@ -66,6 +72,9 @@ pub struct Config {
     pub log_file_chosen_by_default: bool,
     /// PID_FILE: written at start, removed at exit; read by stop_all.
     pub pid_file: PathBuf,
+    /// TIMESTAMP_ZONE: the clock of the times the service assigns (a poll's, an ingested
+    /// value's without one, the time of writing).
+    pub timestamp_zone: TimestampZone,
 }
 
 /// A bad setting: names the variable, the value, and what is allowed.
@@ -434,6 +443,40 @@ impl Config {
             return Err(invalid("ORACLE_TABLE", &table, error.message()));
         }
 
+        let timestamp_zone = match vars.get(&["TIMESTAMP_ZONE"]) {
+            None => TimestampZone::Utc,
+            Some((name, value)) => value.parse().map_err(|allowed| {
+                invalid(
+                    name,
+                    value,
+                    format!(
+                        "{allowed} (utc stores UTC; local the wall-clock time of this machine)"
+                    ),
+                )
+            })?,
+        };
+        let mapping = match vars.get(&["TABLE_COLUMNS"]) {
+            None => None,
+            Some((name, value)) => Some(
+                value
+                    .parse::<ColumnMapping>()
+                    .map_err(|e| {
+                        invalid(
+                            name,
+                            value,
+                            format!(
+                                "{e}; expected column={{template}} pairs separated by commas, \
+                                 e.g. tag_name={{plc_code}}.{{tag_address}}, \
+                                 tag_value={{value:text}}, timestamp={{timestamp}}, \
+                                 quality={{quality}}"
+                            ),
+                        )
+                    })?
+                    .with_zone(timestamp_zone),
+            ),
+        };
+        let standard = || ColumnMapping::standard().with_zone(timestamp_zone);
+
         let oracle_configured = vars.get(&["ORACLE_HOST", "ORACLE_DSN"]).is_some();
         let (sink_name, sink_chosen_by_default) = match vars.get(&["SINK"]) {
             Some((_, value)) => (value.to_ascii_lowercase(), false),
@@ -441,12 +484,19 @@ impl Config {
             None => ("sqlite".into(), true),
         };
         let sink = match sink_name.as_str() {
-            "oracle" => SinkConfig::Oracle(oracle_config(vars, table)?),
-            "postgres" | "postgresql" => SinkConfig::Postgres(postgres_config(vars, table)?),
+            "oracle" => SinkConfig::Oracle(OracleConfig {
+                mapping: mapping.unwrap_or_else(standard),
+                ..oracle_config(vars, table)?
+            }),
+            "postgres" | "postgresql" => SinkConfig::Postgres(PostgresConfig {
+                mapping: mapping.unwrap_or_else(standard),
+                ..postgres_config(vars, table)?
+            }),
             "sqlite" => SinkConfig::Sqlite {
                 path: text(vars, &["SQLITE_PATH"])
                     .map_or_else(|| PathBuf::from("./data/tag_values.db"), PathBuf::from),
                 table,
+                mapping: mapping.unwrap_or_else(|| SqliteSink::standard_mapping(timestamp_zone)),
             },
             _ => {
                 let value = vars.get(&["SINK"]).map_or("", |v| v.1);
@@ -489,6 +539,7 @@ impl Config {
             log_file_chosen_by_default,
             pid_file: text(vars, &["PID_FILE"])
                 .map_or_else(|| PathBuf::from(DEFAULT_PID_FILE), PathBuf::from),
+            timestamp_zone,
         })
     }
 
@@ -507,13 +558,31 @@ impl Config {
             SinkConfig::Postgres(postgres) => {
                 lines.push(format!("PostgreSQL table: {}", postgres.table));
             }
-            SinkConfig::Sqlite { path, table } => {
+            SinkConfig::Sqlite { path, table, .. } => {
                 lines.push(format!(
                     "SQLite database: {} (table {table})",
                     path.display()
                 ));
             }
         }
+        let (mapping, standard) = match &self.sink {
+            SinkConfig::Oracle(oracle) => (&oracle.mapping, oracle.mapping.is_standard()),
+            SinkConfig::Postgres(postgres) => (&postgres.mapping, postgres.mapping.is_standard()),
+            SinkConfig::Sqlite { mapping, .. } => (
+                mapping,
+                mapping.columns() == SqliteSink::standard_mapping(self.timestamp_zone).columns(),
+            ),
+        };
+        if !standard {
+            lines.push(format!("Table columns: {mapping}"));
+        }
+        lines.push(format!(
+            "Timestamps the service assigns: {}",
+            match self.timestamp_zone {
+                TimestampZone::Utc => "UTC",
+                TimestampZone::Local => "local time of this machine",
+            }
+        ));
         let writer = &self.writer;
         lines.push(format!(
             "Buffer max size: {} (about {} of memory, allocated at start)",
@@ -655,6 +724,7 @@ fn postgres_config(vars: &Vars, table: String) -> Result<PostgresConfig, ConfigE
         pool_min,
         pool_max,
         pool_timeout,
+        mapping: ColumnMapping::standard(),
     })
 }
 
@@ -743,8 +813,13 @@ mod tests {
     #[test]
     fn defaults_are_the_design_table() {
         let config = config(&[]).unwrap();
-        assert!(matches!(&config.sink, SinkConfig::Sqlite { path, table }
-            if path == Path::new("./data/tag_values.db") && table == "TAG_VALUES"));
+        assert!(
+            matches!(&config.sink, SinkConfig::Sqlite { path, table, mapping }
+            if path == Path::new("./data/tag_values.db") && table == "TAG_VALUES"
+                && mapping.names().ends_with(&["inserted_at"]))
+        );
+        assert_eq!(config.timestamp_zone, TimestampZone::Utc);
+        assert!(!config.summary().join("\n").contains("Table columns"));
         assert!(config.sink_chosen_by_default);
         assert_eq!(config.buffer_max_size, 100_000);
         assert_eq!(config.writer, WriterConfig::default());
@@ -1109,6 +1184,74 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(available_memory().is_some_and(|bytes| bytes > 0));
         }
+    }
+
+    #[test]
+    fn table_columns_and_timestamp_zone_are_settings() {
+        let tag_data = "tag_name={plc_code}.{tag_address}, tag_value={value:text}, \
+                        timestamp={timestamp}, quality={quality}";
+        for sink in ["sqlite", "postgres", "oracle"] {
+            let config = config(&[
+                ("SINK", sink),
+                ("POSTGRES_URL", "postgres://u:p@h/db"),
+                ("ORACLE_HOST", "h"),
+                ("ORACLE_SERVICE_NAME", "s"),
+                ("ORACLE_USER", "u"),
+                ("ORACLE_TABLE", "TAG_DATA"),
+                ("TABLE_COLUMNS", tag_data),
+                ("TIMESTAMP_ZONE", "Local"),
+            ])
+            .unwrap();
+            let mapping = match &config.sink {
+                SinkConfig::Oracle(oracle) => &oracle.mapping,
+                SinkConfig::Postgres(postgres) => &postgres.mapping,
+                SinkConfig::Sqlite { mapping, .. } => mapping,
+            };
+            assert_eq!(mapping.to_string(), tag_data, "{sink}");
+            assert_eq!(mapping.zone(), TimestampZone::Local, "{sink}");
+            assert_eq!(config.timestamp_zone, TimestampZone::Local);
+            let summary = config.summary().join("\n");
+            assert!(
+                summary.contains(&format!("Table columns: {tag_data}")),
+                "{summary}"
+            );
+            assert!(
+                summary.contains("Timestamps the service assigns: local time"),
+                "{summary}"
+            );
+        }
+        // Without TABLE_COLUMNS: the shipped layout (SQLite fills inserted_at itself).
+        let postgres = config(&[
+            ("SINK", "postgres"),
+            ("POSTGRES_URL", "postgres://u:p@h/db"),
+        ])
+        .unwrap();
+        assert!(matches!(&postgres.sink, SinkConfig::Postgres(pg) if pg.mapping.is_standard()));
+
+        let error = config(&[("TIMESTAMP_ZONE", "CET")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("TIMESTAMP_ZONE=\"CET\" is not valid: utc or local"),
+            "{error}"
+        );
+        let error = config(&[("TABLE_COLUMNS", "tag_name={plc_code}.{tag_address}")]).unwrap_err();
+        assert_eq!(error.variable, "TABLE_COLUMNS");
+        assert!(
+            error.allowed.starts_with("no column takes {timestamp}"),
+            "{error}"
+        );
+        let error = config(&[(
+            "TABLE_COLUMNS",
+            "t={timestamp}, v={value}, n={plc_code}.{tagaddress}",
+        )])
+        .unwrap_err();
+        assert!(
+            error
+                .allowed
+                .starts_with("column n: unknown placeholder {tagaddress}"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use crate::ingest::parse_ingest;
+use crate::ingest::parse_ingest_in;
 use crate::state::{IngestRefusal, ServiceState};
 
 /// Largest ingest body: 16 MiB.
@@ -222,7 +222,7 @@ async fn ingest(State(api): State<Api>, body: Result<Bytes, BytesRejection>) -> 
             &json!({"error": "the service is shutting down and accepts no more values"}),
         );
     }
-    let values = match parse_ingest(&body, chrono::Utc::now().naive_utc()) {
+    let values = match parse_ingest_in(&body, state.timestamp_zone.now(), state.timestamp_zone) {
         Ok(values) => values,
         Err(error) => {
             return json_response(

@@ -2,7 +2,7 @@
 
 use chrono::NaiveDateTime;
 use serde_json::{Map, Value};
-use tag_model::{parse_timestamp, Quality, TagValue};
+use tag_model::{parse_timestamp_in, Quality, TagValue, TimestampZone};
 
 /// Why an ingested item was refused: names the item and the field.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +36,17 @@ const FIELDS: [&str; 5] = [
 /// assert_eq!(error.to_string(), "item 0: tag_address: missing");
 /// ```
 pub fn parse_ingest(body: &[u8], now: NaiveDateTime) -> Result<Vec<TagValue>, IngestError> {
+    parse_ingest_in(body, now, TimestampZone::Utc)
+}
+
+/// [`parse_ingest`] for a service whose timestamps are in `zone` (TIMESTAMP_ZONE): `now` is
+/// that zone's time, and a timestamp sent with `Z` or an offset is converted to it (one
+/// without is kept as sent).
+pub fn parse_ingest_in(
+    body: &[u8],
+    now: NaiveDateTime,
+    zone: TimestampZone,
+) -> Result<Vec<TagValue>, IngestError> {
     let items: Vec<Value> = match serde_json::from_slice(body) {
         Ok(Value::Array(items)) => items,
         Ok(_) => return Err(whole("the body must be a JSON array of tag values")),
@@ -45,7 +56,7 @@ pub fn parse_ingest(body: &[u8], now: NaiveDateTime) -> Result<Vec<TagValue>, In
         .iter()
         .enumerate()
         .map(|(index, item)| match item {
-            Value::Object(object) => parse_item(index, object, now),
+            Value::Object(object) => parse_item(index, object, now, zone),
             _ => Err(IngestError {
                 index,
                 field: None,
@@ -57,8 +68,18 @@ pub fn parse_ingest(body: &[u8], now: NaiveDateTime) -> Result<Vec<TagValue>, In
 
 /// Parses one JSON object (an NDJSON line); `index` names it in errors.
 pub fn parse_line(index: usize, line: &str, now: NaiveDateTime) -> Result<TagValue, IngestError> {
+    parse_line_in(index, line, now, TimestampZone::Utc)
+}
+
+/// [`parse_line`] in `zone`, as [`parse_ingest_in`].
+pub fn parse_line_in(
+    index: usize,
+    line: &str,
+    now: NaiveDateTime,
+    zone: TimestampZone,
+) -> Result<TagValue, IngestError> {
     match serde_json::from_str::<Value>(line) {
-        Ok(Value::Object(object)) => parse_item(index, &object, now),
+        Ok(Value::Object(object)) => parse_item(index, &object, now, zone),
         Ok(_) => Err(IngestError {
             index,
             field: None,
@@ -84,6 +105,7 @@ fn parse_item(
     index: usize,
     object: &Map<String, Value>,
     now: NaiveDateTime,
+    zone: TimestampZone,
 ) -> Result<TagValue, IngestError> {
     let fail = |field: &str, message: String| IngestError {
         index,
@@ -106,7 +128,7 @@ fn parse_item(
     let timestamp = match text("timestamp")? {
         None => now,
         Some(text) => {
-            parse_timestamp(text).map_err(|e| fail("timestamp", strip(&e, "timestamp")))?
+            parse_timestamp_in(text, zone).map_err(|e| fail("timestamp", strip(&e, "timestamp")))?
         }
     };
     let quality = match text("quality")? {
@@ -143,6 +165,7 @@ fn strip(error: &tag_model::TagValueError, field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tag_model::parse_timestamp;
 
     fn now() -> NaiveDateTime {
         parse_timestamp("2025-11-02T14:30:45.123456").unwrap()
@@ -161,6 +184,26 @@ mod tests {
         assert_eq!(values[0].value(), None);
         assert_eq!(values[1].value(), Some(-2.0));
         assert_eq!(values[1].quality(), Quality::Bad);
+    }
+
+    /// With TIMESTAMP_ZONE=local a timestamp sent with a zone becomes local wall-clock time;
+    /// one without a zone is kept as sent.
+    #[test]
+    fn zoned_timestamps_follow_timestamp_zone() {
+        let body = br#"[{"timestamp":"2025-01-01T12:00:00Z","plc_code":"P","tag_address":"A"},
+                       {"timestamp":"2025-01-01T12:00:00","plc_code":"P","tag_address":"B"}]"#;
+        let utc = parse_timestamp("2025-01-01T12:00:00").unwrap();
+        let local = parse_ingest_in(body, now(), TimestampZone::Local).unwrap();
+        assert_eq!(local[0].timestamp(), TimestampZone::Local.from_utc(utc));
+        assert_eq!(local[1].timestamp(), utc);
+        let line = r#"{"timestamp":"2025-01-01T13:00:00+01:00","plc_code":"P","tag_address":"A"}"#;
+        assert_eq!(
+            parse_line_in(1, line, now(), TimestampZone::Local)
+                .unwrap()
+                .timestamp(),
+            TimestampZone::Local.from_utc(utc)
+        );
+        assert_eq!(parse_ingest(body, now()).unwrap()[0].timestamp(), utc);
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub use config::{
     Config, ConfigError, SinkConfig, Vars, DEFAULT_LOG_FILE, DEFAULT_PID_FILE,
 };
 pub use http::{HttpServer, MAX_INGEST_BYTES};
-pub use ingest::{parse_ingest, parse_line, IngestError};
+pub use ingest::{parse_ingest, parse_ingest_in, parse_line, parse_line_in, IngestError};
 pub use prometheus::PREFIX as METRICS_PREFIX;
 pub use service::{
     open_sink, read_ndjson, Service, ShutdownSummary, StartError, StopReason, FLUSH_GRACE,

@@ -110,13 +110,9 @@ impl Service {
             builder = builder.boxed_sink(sink);
         }
         let writer = builder.spawn()?;
-        let state = Arc::new(ServiceState::new(
-            buffer,
-            backup,
-            writer.monitor(),
-            kind,
-            description,
-        ));
+        let mut state = ServiceState::new(buffer, backup, writer.monitor(), kind, description);
+        state.timestamp_zone = config.timestamp_zone;
+        let state = Arc::new(state);
         let http = match HttpServer::start(config.api_bind, Arc::clone(&state)) {
             Ok(http) => http,
             Err(source) => {
@@ -147,7 +143,11 @@ impl Service {
     /// Creates a polling engine that feeds this service's buffer (not started yet).
     pub fn polling_engine(&self, config: &PollingConfig) -> PollingEngine {
         let state = Arc::clone(&self.state);
-        PollingEngine::new(
+        let options = polling_engine::EngineOptions {
+            timestamp_zone: self.state.timestamp_zone,
+            ..polling_engine::EngineOptions::default()
+        };
+        PollingEngine::with_options(
             config,
             Arc::new(move |values: Vec<tag_model::TagValue>| {
                 if let Err(refused) = state.push(values) {
@@ -157,6 +157,7 @@ impl Service {
                     );
                 }
             }),
+            options,
         )
     }
 
@@ -310,7 +311,7 @@ fn open_sinks(config: &Config) -> Result<Vec<Box<dyn Sink>>, StartError> {
             );
             let mut sink =
                 OracleSink::new(oracle.clone()).map_err(|e| StartError::Sink(e.to_string()))?;
-            match sink.probe() {
+            match sink.probe().and_then(|()| sink.check_table()) {
                 Ok(()) => log::info!("Oracle connection pool created successfully"),
                 Err(error) if error.is_transient() => log::warn!(
                     "Oracle is not reachable yet: {error}. Values are kept, retried and backed \
@@ -331,7 +332,7 @@ fn open_sinks(config: &Config) -> Result<Vec<Box<dyn Sink>>, StartError> {
             let mut sink =
                 PostgresSink::new(postgres.clone()).map_err(|e| StartError::Sink(e.to_string()))?;
             log::info!("PostgreSQL: {}", sink.describe());
-            match sink.probe() {
+            match sink.probe().and_then(|()| sink.check_table()) {
                 Ok(()) => log::info!("PostgreSQL connection pool created successfully"),
                 Err(error) if error.is_transient() => log::warn!(
                     "PostgreSQL is not reachable yet: {error}. Values are kept, backed up and \
@@ -343,11 +344,15 @@ fn open_sinks(config: &Config) -> Result<Vec<Box<dyn Sink>>, StartError> {
                 sinks.push(Box::new(sink.clone()));
             }
         }
-        SinkConfig::Sqlite { path, table } => {
+        SinkConfig::Sqlite {
+            path,
+            table,
+            mapping,
+        } => {
             log::info!("Opening SQLite database {}...", path.display());
             for _ in 0..config.writer_threads {
-                let sink =
-                    SqliteSink::open(path, table).map_err(|e| StartError::Sink(e.to_string()))?;
+                let sink = SqliteSink::open_with(path, table, mapping.clone())
+                    .map_err(|e| StartError::Sink(e.to_string()))?;
                 sinks.push(Box::new(sink));
             }
             log::info!("SQLite database ready (table {table})");
@@ -417,7 +422,12 @@ pub fn read_ndjson(input: impl BufRead, state: &ServiceState) -> (u64, u64) {
         if line.trim().is_empty() {
             continue;
         }
-        match crate::ingest::parse_line(line_number, &line, chrono::Utc::now().naive_utc()) {
+        match crate::ingest::parse_line_in(
+            line_number,
+            &line,
+            state.timestamp_zone.now(),
+            state.timestamp_zone,
+        ) {
             Ok(value) => {
                 read += 1;
                 chunk.push(value);

@@ -26,6 +26,8 @@ pub struct ServiceState {
     pub sink_kind: &'static str,
     /// Where values are written (no password).
     pub sink_description: String,
+    /// The clock of an ingested value without a timestamp (TIMESTAMP_ZONE; UTC unless set).
+    pub timestamp_zone: tag_model::TimestampZone,
     accepted: AtomicU64,
     refused: AtomicU64,
     /// One ingest request at a time checks for room and pushes.
@@ -124,6 +126,7 @@ impl ServiceState {
             engine: OnceLock::new(),
             sink_kind,
             sink_description,
+            timestamp_zone: tag_model::TimestampZone::Utc,
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             ingest_lock: Mutex::new(()),

@@ -39,6 +39,9 @@ pub struct EngineOptions {
     pub reconnect_min: Duration,
     /// Longest wait between reconnect attempts.
     pub reconnect_max: Duration,
+    /// The clock of each poll's timestamp (TIMESTAMP_ZONE): UTC, or this machine's local
+    /// wall-clock time.
+    pub timestamp_zone: tag_model::TimestampZone,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +49,7 @@ impl Default for EngineOptions {
         EngineOptions {
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(30),
+            timestamp_zone: tag_model::TimestampZone::Utc,
         }
     }
 }
@@ -263,7 +267,16 @@ pub struct PollingEngine {
 impl PollingEngine {
     /// An engine with the built-in drivers, not yet polling.
     pub fn new(config: &PollingConfig, consumer: Arc<dyn Consumer>) -> Self {
-        Self::with_drivers(config, consumer, EngineOptions::default(), &builtin_driver)
+        Self::with_options(config, consumer, EngineOptions::default())
+    }
+
+    /// An engine with the built-in drivers and these options, not yet polling.
+    pub fn with_options(
+        config: &PollingConfig,
+        consumer: Arc<dyn Consumer>,
+        options: EngineOptions,
+    ) -> Self {
+        Self::with_drivers(config, consumer, options, &builtin_driver)
     }
 
     /// An engine whose drivers come from `factory` (one per group).
@@ -631,7 +644,7 @@ fn subscription_sink(shared: &Arc<Shared>, index: usize) -> SampleSink {
     Arc::new(move |samples: Vec<(usize, Sample)>| {
         let group = &shared.groups[index];
         let config = &group.config;
-        let now = chrono::Utc::now().naive_utc();
+        let now = shared.options.timestamp_zone.now();
         let mut values = Vec::with_capacity(samples.len());
         for (at, sample) in &samples {
             let Some(tag) = config.tags.get(*at) else {
@@ -834,7 +847,7 @@ impl Poller<'_> {
     /// One BAD value per tag, now: the outage is visible in the stored data.
     fn mark_outage(&mut self) {
         let config = &self.group.config;
-        let now = chrono::Utc::now().naive_utc();
+        let now = self.shared.options.timestamp_zone.now();
         let values: Vec<TagValue> = config
             .tags
             .iter()
@@ -885,7 +898,7 @@ impl Poller<'_> {
     fn poll(&mut self) -> bool {
         let group = self.group;
         let config = &group.config;
-        let timestamp = chrono::Utc::now().naive_utc();
+        let timestamp = self.shared.options.timestamp_zone.now();
         let started = Instant::now();
         let read = if self.ensure_connected() {
             self.driver.read_samples(&group.plan)

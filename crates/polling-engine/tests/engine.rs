@@ -18,6 +18,7 @@ fn start(toml: &str) -> (PollingEngine, Polls) {
         EngineOptions {
             reconnect_min: Duration::from_millis(20),
             reconnect_max: Duration::from_millis(40),
+            ..EngineOptions::default()
         },
         &|plc: &PlcConfig| -> Box<dyn PlcDriver> { plc.driver.open(&plc.plc_code) },
     );

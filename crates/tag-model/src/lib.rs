@@ -3,6 +3,7 @@
 
 mod quality;
 mod timestamp;
+mod zone;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,6 +13,7 @@ use chrono::NaiveDateTime;
 
 pub use quality::Quality;
 pub use timestamp::{format_timestamp, normalize_timestamp, parse_timestamp, TimestampText, YEARS};
+pub use zone::{parse_timestamp_in, TimestampZone};
 
 /// Longest `plc_code` in bytes (Oracle `VARCHAR2(50)`).
 pub const PLC_CODE_MAX_BYTES: usize = 50;

@@ -1,7 +1,8 @@
 //! The SQL every Oracle sink sends, built from the table and its columns.
 
-/// The columns the writer fills, in bind order; `inserted_at` is left to its default.
-pub(crate) const COLUMNS: [&str; 5] = [
+/// The shipped layout's columns, in bind order.
+#[cfg(test)]
+const COLUMNS: [&str; 5] = [
     "timestamp",
     "plc_code",
     "tag_address",
