@@ -197,3 +197,41 @@ fn a_bad_writer_address_exits_2_naming_the_option() {
         "{output}"
     );
 }
+
+/// TIMESTAMP_ZONE=local stamps polled values with the plant's wall clock (here nine hours
+/// east of UTC), as start_all does.
+#[test]
+fn timestamp_zone_local_stamps_polls_with_the_wall_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let before = chrono::Utc::now().naive_utc();
+    let mut engine_command = command(
+        "start_polling_engine",
+        dir.path(),
+        &[("TIMESTAMP_ZONE", "local"), ("TZ", "JST-9")],
+    );
+    engine_command.args(["--writer", &format!("http://127.0.0.1:{port}")]);
+    let mut engine = Running::spawn(engine_command);
+    engine.wait_for_line("Writer unreachable at");
+    engine.signal(libc::SIGTERM);
+    let (exit, _) = engine.wait_exit(Duration::from_secs(15));
+    let after = chrono::Utc::now().naive_utc();
+    assert!(exit.success(), "{}", engine.output());
+    let backup = dir.path().join("backup");
+    let files: Vec<String> = files_in(&backup)
+        .into_iter()
+        .filter(|name| name.starts_with("backup_"))
+        .collect();
+    assert_eq!(files.len(), 1, "{}", engine.output());
+    let saved = csv_backup::read_backup(&backup.join(&files[0])).unwrap();
+    assert!(!saved.is_empty());
+    let nine_hours = chrono::Duration::hours(9);
+    let slack = chrono::Duration::seconds(1);
+    for value in &saved {
+        let at = value.timestamp();
+        assert!(
+            before + nine_hours - slack <= at && at <= after + nine_hours + slack,
+            "{at} is not UTC + 9 h between {before} and {after}"
+        );
+    }
+}

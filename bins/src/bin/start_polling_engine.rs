@@ -74,7 +74,12 @@ fn main() -> ExitCode {
         args.queue_max
     );
     let pusher = forwarder.pusher();
-    let engine = PollingEngine::new(
+    // Poll timestamps on the clock TIMESTAMP_ZONE names, as in start_all.
+    let options = polling_engine::EngineOptions {
+        timestamp_zone: config.timestamp_zone,
+        ..polling_engine::EngineOptions::default()
+    };
+    let engine = PollingEngine::with_options(
         &polling,
         Arc::new(move |values: Vec<tag_model::TagValue>| {
             if let Err(late) = pusher.push(values) {
@@ -84,6 +89,7 @@ fn main() -> ExitCode {
                 );
             }
         }),
+        options,
     );
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     if let Err(error) = ctrlc::set_handler(move || {
