@@ -225,6 +225,11 @@ impl<C: Codec> DurableLog<C> {
         inner.notify_ready();
     }
 
+    /// Whether [`close_appends`](Self::close_appends) (or [`close`](Self::close)) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
     /// Closes appends, makes a last sync (pending values and settlements), deletes settled
     /// segments, stops the sync thread and unlocks the directory. Unsettled values stay on
     /// disk for the next open; values drained but not settled by now are handed out again

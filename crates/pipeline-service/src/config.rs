@@ -45,6 +45,32 @@ impl SinkConfig {
     }
 }
 
+/// How values wait between the producers and the writer (BUFFER_DURABILITY).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// `memory` (the default, the spec's design): the bounded ring buffer. A crash loses what
+    /// it holds and the batches being written.
+    Memory,
+    /// `disk`: the durable log in BUFFER_DIR. Values are on disk (group-committed every
+    /// BUFFER_SYNC_MS) before they count as accepted; a crash loses nothing acknowledged.
+    Disk(DiskBuffer),
+}
+
+/// The durable log's settings (BUFFER_DURABILITY=disk).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskBuffer {
+    /// BUFFER_DIR (default `./buffer`).
+    pub dir: PathBuf,
+    /// BUFFER_SYNC_MS (default 100): the group commit interval.
+    pub sync_interval: Duration,
+    /// BUFFER_DISK_MAX_BYTES (default 1 GiB): past it the oldest values are displaced and
+    /// counted as overflow.
+    pub max_bytes: u64,
+}
+
+/// The default BUFFER_DISK_MAX_BYTES: 1 GiB, about 90 million values at 11 bytes each.
+pub const DEFAULT_DISK_MAX_BYTES: u64 = 1 << 30;
+
 /// Everything the service reads from its environment. `Debug` never shows the password.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -54,6 +80,8 @@ pub struct Config {
     pub sink_chosen_by_default: bool,
     /// Ring buffer capacity (BUFFER_MAX_SIZE).
     pub buffer_max_size: usize,
+    /// Memory or disk (BUFFER_DURABILITY), with the disk settings.
+    pub durability: Durability,
     /// Batching and retry.
     pub writer: WriterConfig,
     /// Writer threads (WRITER_THREADS).
@@ -332,7 +360,10 @@ impl Config {
     /// memory available.
     pub fn load() -> Result<Self, ConfigError> {
         let config = Self::from_vars(&Vars::from_env()?)?;
-        check_buffer_memory(config.buffer_max_size, available_memory())?;
+        // In disk mode no ring buffer is allocated.
+        if config.durability == Durability::Memory {
+            check_buffer_memory(config.buffer_max_size, available_memory())?;
+        }
         Ok(config)
     }
 
@@ -438,6 +469,7 @@ impl Config {
             ));
         }
         let writer_threads = number(vars, &["WRITER_THREADS"], 1, 1..=64)?;
+        let durability = durability(vars)?;
         let table = text(vars, &["ORACLE_TABLE"]).unwrap_or_else(|| "TAG_VALUES".into());
         if let Err(error) = oracle_batch::validate_table_name(&table) {
             return Err(invalid("ORACLE_TABLE", &table, error.message()));
@@ -524,6 +556,7 @@ impl Config {
             sink,
             sink_chosen_by_default,
             buffer_max_size,
+            durability,
             writer,
             writer_threads,
             backup_dir: text(vars, &["BACKUP_DIR", "BACKUP_FILE_PATH"])
@@ -584,11 +617,19 @@ impl Config {
             }
         ));
         let writer = &self.writer;
-        lines.push(format!(
-            "Buffer max size: {} (about {} of memory, allocated at start)",
-            self.buffer_max_size,
-            human_bytes(buffer_memory_estimate(self.buffer_max_size))
-        ));
+        match &self.durability {
+            Durability::Memory => lines.push(format!(
+                "Buffer max size: {} (about {} of memory, allocated at start)",
+                self.buffer_max_size,
+                human_bytes(buffer_memory_estimate(self.buffer_max_size))
+            )),
+            Durability::Disk(disk) => lines.push(format!(
+                "Buffer: durable log in {} (synced every {} ms, at most {} on disk)",
+                disk.dir.display(),
+                disk.sync_interval.as_millis(),
+                human_bytes(disk.max_bytes)
+            )),
+        }
         lines.push(format!(
             "Batch size: up to {} (write at {} items or every {} seconds)",
             writer.batch_size_max,
@@ -658,6 +699,30 @@ impl Config {
             }
         }
         warnings
+    }
+}
+
+/// BUFFER_DURABILITY (memory or disk) and, for disk, BUFFER_DIR, BUFFER_SYNC_MS and
+/// BUFFER_DISK_MAX_BYTES.
+fn durability(vars: &Vars) -> Result<Durability, ConfigError> {
+    // Checked in memory mode too: a bad value is a typo to report, not to ignore.
+    let disk = DiskBuffer {
+        dir: text(vars, &["BUFFER_DIR"]).map_or_else(|| PathBuf::from("./buffer"), PathBuf::from),
+        sync_interval: Duration::from_millis(number(vars, &["BUFFER_SYNC_MS"], 100, 1..=60_000)?),
+        max_bytes: number(
+            vars,
+            &["BUFFER_DISK_MAX_BYTES"],
+            DEFAULT_DISK_MAX_BYTES,
+            durable_log::MIN_MAX_BYTES..=1 << 50,
+        )?,
+    };
+    let Some((name, value)) = vars.get(&["BUFFER_DURABILITY"]) else {
+        return Ok(Durability::Memory);
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "memory" => Ok(Durability::Memory),
+        "disk" => Ok(Durability::Disk(disk)),
+        _ => Err(invalid(name, value, "memory or disk")),
     }
 }
 
@@ -1077,6 +1142,22 @@ mod tests {
                 &[("WRITER_THREADS", "0")],
                 "WRITER_THREADS=\"0\" is not valid: a whole number from 1 to 64",
             ),
+            (
+                &[("BUFFER_DURABILITY", "ssd")],
+                "BUFFER_DURABILITY=\"ssd\" is not valid: memory or disk",
+            ),
+            (
+                &[("BUFFER_DURABILITY", "disk"), ("BUFFER_SYNC_MS", "0")],
+                "BUFFER_SYNC_MS=\"0\" is not valid: a whole number from 1 to 60000",
+            ),
+            (
+                &[("BUFFER_SYNC_MS", "fast")],
+                "BUFFER_SYNC_MS=\"fast\" is not valid: a whole number from 1 to 60000",
+            ),
+            (
+                &[("BUFFER_DURABILITY", "disk"), ("BUFFER_DISK_MAX_BYTES", "1000")],
+                "BUFFER_DISK_MAX_BYTES=\"1000\" is not valid: a whole number from 262144 to",
+            ),
         ];
         for (pairs, expected) in cases {
             let error = config(pairs).unwrap_err().to_string();
@@ -1259,5 +1340,43 @@ mod tests {
         let config = config(&[("BUFFER_MAX_SIZE", ""), ("SINK", " ")]).unwrap();
         assert_eq!(config.buffer_max_size, 100_000);
         assert_eq!(config.sink.kind(), "SQLite");
+    }
+
+    #[test]
+    fn durability_is_memory_unless_disk_is_asked_for() {
+        assert_eq!(config(&[]).unwrap().durability, Durability::Memory);
+        assert_eq!(
+            config(&[("BUFFER_DURABILITY", "Memory")])
+                .unwrap()
+                .durability,
+            Durability::Memory
+        );
+        assert_eq!(
+            config(&[("BUFFER_DURABILITY", "disk")]).unwrap().durability,
+            Durability::Disk(DiskBuffer {
+                dir: PathBuf::from("./buffer"),
+                sync_interval: Duration::from_millis(100),
+                max_bytes: 1 << 30,
+            })
+        );
+        let disk = config(&[
+            ("BUFFER_DURABILITY", "DISK"),
+            ("BUFFER_DIR", "/var/lib/bow/buffer"),
+            ("BUFFER_SYNC_MS", "250"),
+            ("BUFFER_DISK_MAX_BYTES", "10000000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            disk.durability,
+            Durability::Disk(DiskBuffer {
+                dir: PathBuf::from("/var/lib/bow/buffer"),
+                sync_interval: Duration::from_millis(250),
+                max_bytes: 10_000_000,
+            })
+        );
+        assert!(disk
+            .summary()
+            .iter()
+            .any(|line| line.contains("durable log in /var/lib/bow/buffer")));
     }
 }
