@@ -37,6 +37,6 @@ pub use postgres_sink::{
 pub use replay::{replay_file, Replay, ReplayError, ReplayTally};
 pub use secret::Secret;
 pub use writer::{
-    BatchWriter, BatchWriterBuilder, ShutdownReport, WriterConfig, WriterError, WriterMode,
-    WriterMonitor, WriterStats, DEFAULT_SPILL_PCT, MAX_RETRIES,
+    BatchWriter, BatchWriterBuilder, Intake, ShutdownReport, TagLog, WriterConfig, WriterError,
+    WriterMode, WriterMonitor, WriterStats, DEFAULT_SPILL_PCT, MAX_RETRIES,
 };

@@ -14,10 +14,13 @@
 //! - `replay.rs`: replay of pending backup files, a chunk between live batches.
 //! - `spill.rs`: while a batch waits for its retry, values past the high-water mark go to
 //!   the backup spool instead of being displaced.
+//! - `intake.rs`: where batches come from: the ring buffer, or the durable log (whose
+//!   claims a thread settles once their values are written, backed up or rejected).
 
 mod accounting;
 mod config;
 mod conflicts;
+mod intake;
 mod mode;
 mod offline;
 mod replay;
@@ -31,9 +34,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use csv_backup::BackupWriter;
-use ringbuf_core::RingBuffer;
 use rolling_metrics::{RollingMetrics, SystemClock};
-use tag_model::TagValue;
 
 use crate::clock::{Wake, WriterClock};
 use crate::sink::Sink;
@@ -41,6 +42,7 @@ use crate::sink::Sink;
 pub use accounting::WriterStats;
 pub use config::{WriterConfig, WriterError, DEFAULT_SPILL_PCT, MAX_RETRIES};
 pub(crate) use conflicts::conflict_rows;
+pub use intake::{Intake, TagLog};
 pub use mode::WriterMode;
 
 use accounting::Counters;
@@ -51,7 +53,7 @@ use worker::Worker;
 
 /// What the writer threads and the handles share.
 struct Shared {
-    buffer: Arc<RingBuffer<TagValue>>,
+    intake: Intake,
     backup: Arc<BackupWriter>,
     metrics: Arc<RollingMetrics>,
     clock: Arc<dyn WriterClock>,
@@ -97,7 +99,7 @@ impl Shared {
 
 /// Starts a [`BatchWriter`].
 pub struct BatchWriterBuilder {
-    buffer: Arc<RingBuffer<TagValue>>,
+    intake: Intake,
     backup: Arc<BackupWriter>,
     sinks: Vec<Box<dyn Sink>>,
     config: WriterConfig,
@@ -141,10 +143,11 @@ impl BatchWriterBuilder {
             metrics_clock,
         )?);
         let kind = self.sinks[0].kind();
-        self.buffer
-            .set_overflow_note(spill::overflow_note(self.config.spill_pct));
+        if let Some(buffer) = self.intake.ring() {
+            buffer.set_overflow_note(spill::overflow_note(self.config.spill_pct));
+        }
         let shared = Arc::new(Shared {
-            buffer: self.buffer,
+            intake: self.intake,
             backup: self.backup,
             metrics,
             clock: self.clock,
@@ -194,7 +197,8 @@ impl BatchWriterBuilder {
     }
 }
 
-/// Drains a [`RingBuffer`] of tag values into one or more sinks.
+/// Drains a ring buffer (or a durable log, see [`Intake`]) of tag values into one or more
+/// sinks.
 ///
 /// Each writer thread waits until the buffer holds `batch_threshold` values or
 /// `write_interval` passes, drains up to `batch_size_max`, and writes. A batch that fails
@@ -227,14 +231,12 @@ pub struct ShutdownReport {
 }
 
 impl BatchWriter {
-    /// Prepares a writer over `buffer` that backs up into `backup`. Add sinks, then
+    /// Prepares a writer over `intake` (an `Arc<RingBuffer<TagValue>>`, or an
+    /// `Arc<TagLog>` for a durable buffer) that backs up into `backup`. Add sinks, then
     /// [`spawn`](BatchWriterBuilder::spawn).
-    pub fn builder(
-        buffer: Arc<RingBuffer<TagValue>>,
-        backup: Arc<BackupWriter>,
-    ) -> BatchWriterBuilder {
+    pub fn builder(intake: impl Into<Intake>, backup: Arc<BackupWriter>) -> BatchWriterBuilder {
         BatchWriterBuilder {
-            buffer,
+            intake: intake.into(),
             backup,
             sinks: Vec::new(),
             config: WriterConfig::default(),
@@ -260,9 +262,9 @@ impl BatchWriter {
         &self.shared.metrics
     }
 
-    /// The buffer being drained.
-    pub fn buffer(&self) -> &Arc<RingBuffer<TagValue>> {
-        &self.shared.buffer
+    /// Where values are drained from.
+    pub fn intake(&self) -> &Intake {
+        &self.shared.intake
     }
 
     /// The backup directory.
@@ -283,20 +285,23 @@ impl BatchWriter {
     /// Closes the buffer (later pushes are refused), writes what it holds in final batches,
     /// and saves to backup whatever cannot be written within `grace`; then stops the threads.
     ///
+    /// A durable log is not emptied into backup files: what is not written within `grace`
+    /// stays in the log, unsettled, and is written at the next start.
+    ///
     /// A write already in progress at the deadline is waited for (its duration is bounded by
     /// the sink's own timeouts), so its rows are settled either way.
     pub fn shutdown(self, grace: Duration) -> ShutdownReport {
         let shared = &self.shared;
         // Read before anything wakes the writer threads: `close` wakes them, and a thread
         // that drains first would make this figure 0 (a race seen on a busy machine).
-        let buffered = shared.buffer.len();
+        let buffered = shared.intake.len();
         let deadline = shared.now() + grace;
         // fetch_min: a deadline already brought forward (a second Ctrl+C) stays.
         shared.deadline_nanos.fetch_min(
             u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX - 1),
             Ordering::SeqCst,
         );
-        shared.buffer.close();
+        shared.intake.close();
         log::info!("Flushing remaining buffer data...");
         if buffered > 0 {
             log::info!("Buffer contains {buffered} items, writing final batch...");
@@ -314,12 +319,15 @@ impl BatchWriter {
                 log::error!("The spill thread panicked; its values are accounted as in flight");
             }
         }
-        // Anything left (a thread died, or none ran) goes to backup now.
-        let mut rest = Vec::new();
-        shared.buffer.drain_into(&mut rest, usize::MAX);
-        if !rest.is_empty() {
-            Counters::add(&shared.counters.in_flight, rest.len());
-            last_resort_save(shared, &rest);
+        // Anything left in the ring buffer (a thread died, or none ran) goes to backup now;
+        // what is left in a durable log waits there for the next start.
+        if let Some(buffer) = shared.intake.ring() {
+            let mut rest = Vec::new();
+            buffer.drain_into(&mut rest, usize::MAX);
+            if !rest.is_empty() {
+                Counters::add(&shared.counters.in_flight, rest.len());
+                last_resort_save(shared, &rest);
+            }
         }
         // Give the open backup file its final name (it logs "Backup file ... complete").
         if let Err(error) = shared.backup.seal() {
@@ -337,7 +345,7 @@ impl BatchWriter {
             buffered_at_start: buffered,
             final_rows_written: final_rows,
             clean: stats.in_flight == 0 && stats.unsaved == 0,
-            overflow_count: shared.buffer.overflow_count(),
+            overflow_count: shared.intake.overflow_count(),
         }
     }
 }

@@ -38,6 +38,7 @@ impl Worker {
         let shared = Arc::clone(&self.shared);
         if self.retry_held() {
             backoff.next = backoff.first;
+            self.settle_claims();
         } else if shared.stopping.is_set() {
             // Shutting down: one more try was made just now; back up or give up.
             self.give_up_held();

@@ -15,7 +15,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ringbuf_core::Wait;
+use ringbuf_core::{RingBuffer, Wait};
+use tag_model::TagValue;
 
 use super::accounting::Counters;
 use super::offline::last_resort_save;
@@ -133,18 +134,23 @@ pub(super) fn overflow_note(spill_pct: u8) -> &'static str {
     }
 }
 
-/// Starts the spill thread, unless spilling is off (`spill_pct` 100).
+/// Starts the spill thread, unless spilling is off (`spill_pct` 100) or the writer drains a
+/// durable log (whose byte cap holds any retry: nothing to spill).
 pub(super) fn spawn(shared: &Arc<Shared>) -> std::io::Result<Option<JoinHandle<()>>> {
+    let Some(buffer) = shared.intake.ring().cloned() else {
+        return Ok(None);
+    };
     if shared.config.spill_pct >= 100 {
         return Ok(None);
     }
     let levels = Levels::new(
-        shared.buffer.capacity(),
+        buffer.capacity(),
         shared.config.spill_pct,
         shared.config.batch_size_max,
     );
     let spiller = Spiller {
         shared: Arc::clone(shared),
+        buffer,
         levels,
         spilled_in_window: 0,
         pause: None,
@@ -158,6 +164,7 @@ pub(super) fn spawn(shared: &Arc<Shared>) -> std::io::Result<Option<JoinHandle<(
 
 struct Spiller {
     shared: Arc<Shared>,
+    buffer: Arc<RingBuffer<TagValue>>,
     levels: Levels,
     /// Values spilled since the window opened, for the closing log line.
     spilled_in_window: u64,
@@ -186,7 +193,7 @@ impl Spiller {
                     _ => self.pause = None,
                 }
             }
-            match shared.buffer.wait_for(self.levels.mark, POLL) {
+            match self.buffer.wait_for(self.levels.mark, POLL) {
                 Wait::Ready if window.is_open() => self.spill_once(),
                 Wait::Closed => window.sleep(POLL),
                 _ => {}
@@ -198,12 +205,12 @@ impl Spiller {
     /// Moves the oldest values above the low level to the backup spool.
     fn spill_once(&mut self) {
         let shared = &self.shared;
-        let len = shared.buffer.len();
+        let len = self.buffer.len();
         if len < self.levels.mark {
             return;
         }
         let mut chunk = Vec::new();
-        let drained = shared
+        let drained = self
             .buffer
             .drain_into(&mut chunk, (len - self.levels.low).min(MAX_CHUNK));
         if drained == 0 {
@@ -227,7 +234,7 @@ impl Spiller {
                      moved the oldest {drained} to {} (more follow while the retry lasts), so \
                      that none is displaced",
                     self.levels.mark,
-                    shared.buffer.capacity(),
+                    self.buffer.capacity(),
                     path.display()
                 );
                 self.spilled_in_window += drained as u64;
@@ -241,7 +248,7 @@ impl Spiller {
                      displaced and counted as overflow. Trying the disk again in {:.0} s",
                     self.pause_for.as_secs_f64()
                 );
-                match shared.buffer.push_batch(chunk) {
+                match self.buffer.push_batch(chunk) {
                     Ok(_) => {
                         shared
                             .counters

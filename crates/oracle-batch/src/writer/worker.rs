@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use csv_backup::{ConflictRow, RejectedRow};
+use durable_log::Claim;
 use ringbuf_core::Wait;
 use tag_model::TagValue;
 
@@ -37,6 +38,9 @@ pub(super) struct Worker {
     pub(super) replay: Option<crate::replay::Replay>,
     /// Backup files that cannot be read: left for an operator, not retried in a loop.
     pub(super) unreadable: HashSet<PathBuf>,
+    /// Durable log claims of batches drained by this thread and not yet settled everywhere:
+    /// given back to the log once nothing of theirs is held any more.
+    pub(super) claims: Vec<Claim>,
 }
 
 impl Worker {
@@ -51,6 +55,7 @@ impl Worker {
             replayer,
             replay: None,
             unreadable: HashSet::new(),
+            claims: Vec::new(),
         }
     }
 
@@ -77,9 +82,15 @@ impl Worker {
             } else {
                 config.write_interval
             };
-            let wait = shared.buffer.wait_for(config.batch_threshold, wait_time);
+            let wait = shared.intake.wait_for(config.batch_threshold, wait_time);
+            if shared.intake.log().is_some() && shared.past_deadline() {
+                // Shutting down: what is still in the durable log stays there, safe, and is
+                // written at the next start (no point copying it into backup files).
+                break;
+            }
             batch.clear();
-            let drained = shared.buffer.drain_into(&mut batch, config.batch_size_max);
+            let (drained, claim) = shared.intake.drain_into(&mut batch, config.batch_size_max);
+            self.claims.extend(claim);
             if drained > 0 {
                 Counters::add(&shared.counters.in_flight, drained);
                 if shared.past_deadline() || !shared.is_online() {
@@ -88,15 +99,19 @@ impl Worker {
                     self.write_with_retries(&mut batch);
                 }
             }
+            self.settle_claims();
             if replaying {
                 self.replay_step();
             }
-            if wait != Wait::Ready && shared.buffer.is_closed() && shared.buffer.is_empty() {
+            if wait != Wait::Ready && shared.intake.is_closed() && shared.intake.is_empty() {
                 break;
             }
         }
         self.retry_held_rejected();
         self.retry_held_conflicts();
+        // Only batches that are settled everywhere leave the durable log; the rest (neither
+        // the database nor the disk took them) are written again at the next start.
+        self.settle_claims();
         // Rows whose file the disk still refuses: saved as backup (a conflict comes back as
         // one when that file is replayed).
         let values: Vec<TagValue> = std::mem::take(&mut self.held_rejected)
@@ -109,6 +124,17 @@ impl Worker {
             )
             .collect();
         last_resort_save(&shared, &values);
+    }
+
+    /// Gives this thread's durable log claims back once nothing drained is held: every value
+    /// of theirs is written, already stored, rejected, in a conflicts file or backed up.
+    pub(super) fn settle_claims(&mut self) {
+        if self.held.is_empty() && self.held_rejected.is_empty() && self.held_conflicts.is_empty()
+        {
+            for claim in self.claims.drain(..) {
+                self.shared.intake.settle(claim);
+            }
+        }
     }
 
     /// One call to the sink; a panicking sink counts as a failed write, not a lost batch.
