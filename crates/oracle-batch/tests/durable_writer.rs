@@ -111,7 +111,9 @@ fn a_batch_is_settled_in_the_log_only_once_written() {
         .spawn()
         .unwrap();
     append(&log, &values(0, 500));
-    eventually("written after two failures", || writer.stats().written == 500);
+    eventually("written after two failures", || {
+        writer.stats().written == 500
+    });
     eventually("settled in the log", || log.stats().settled == 500);
     assert_eq!(faults.write_calls(), 3);
     writer.shutdown(Duration::from_secs(5));
@@ -164,7 +166,10 @@ fn shutdown_leaves_what_it_cannot_write_in_the_log_for_the_next_start() {
         50_000,
         "{stats:?} {report:?}"
     );
-    assert!(rig.backed_up_rows().len() < 1_000, "not copied into backup files");
+    assert!(
+        rig.backed_up_rows().len() < 1_000,
+        "not copied into backup files"
+    );
     drop(log);
     // The next start hands out exactly what was not settled.
     let log = open_real(&dir);

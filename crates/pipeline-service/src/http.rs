@@ -232,10 +232,23 @@ async fn ingest(State(api): State<Api>, body: Result<Bytes, BytesRejection>) -> 
         }
     };
     match state.push_if_room(values) {
-        Ok(pushed) => json_response(
-            StatusCode::OK,
-            &json!({"accepted": pushed.pushed, "displaced": pushed.displaced}),
-        ),
+        Ok(pushed) => {
+            if let Some(ticket) = pushed.ticket {
+                // Disk mode: 200 only once the values are on disk (one group commit).
+                if let Err(error) = state.synced(ticket).await {
+                    return json_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &json!({"error": format!(
+                            "{error}: the values are not acknowledged; send them again (a                              repeat is stored once)"
+                        )}),
+                    );
+                }
+            }
+            json_response(
+                StatusCode::OK,
+                &json!({"accepted": pushed.pushed, "displaced": pushed.displaced}),
+            )
+        }
         Err(refusal) => {
             let body = json!({"error": refusal.to_string()});
             match refusal {

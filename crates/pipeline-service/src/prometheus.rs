@@ -98,6 +98,90 @@ fn age_seconds(time: &str) -> Option<f64> {
     Some((age.num_microseconds()? as f64 / 1e6).max(0.0))
 }
 
+/// The durable log's figures (BUFFER_DURABILITY=disk only).
+fn durable_log_metrics(
+    e: &mut DescriptorEncoder,
+    log: &oracle_batch::TagLog,
+    accounting: &crate::state::Accounting,
+) -> Result<(), std::fmt::Error> {
+    let stats = log.stats();
+    gauge(
+        e,
+        "durable_log_bytes",
+        "Bytes of segment files in BUFFER_DIR",
+        stats.bytes as f64,
+    )?;
+    gauge(
+        e,
+        "durable_log_max_bytes",
+        "The log's cap (BUFFER_DISK_MAX_BYTES)",
+        log.options().max_bytes as f64,
+    )?;
+    gauge(
+        e,
+        "durable_log_segments",
+        "Segment files in BUFFER_DIR",
+        stats.segments as f64,
+    )?;
+    gauge(
+        e,
+        "durable_log_unsettled",
+        "Values in the log not yet written, backed up or rejected",
+        stats.unsettled() as f64,
+    )?;
+    gauge(
+        e,
+        "durable_log_oldest_unsettled_age_seconds",
+        "How long ago the oldest value not yet settled was appended (0 when none)",
+        stats
+            .oldest_unsettled_age
+            .map_or(0.0, |age| age.as_secs_f64()),
+    )?;
+    counter(
+        e,
+        "durable_log_corrupt_records",
+        "Damaged records skipped (at start and since); the log names segment and offset",
+        stats.corrupt_records,
+    )?;
+    counter(
+        e,
+        "durable_log_recovered_values",
+        "Values found unsettled at start and written again",
+        accounting.recovered,
+    )?;
+    counter(
+        e,
+        "durable_log_lost_values",
+        "Values lost to damage found after start, or never synced because the disk failed",
+        accounting.lost,
+    )?;
+    counter(
+        e,
+        "durable_log_fsyncs",
+        "Group commits (fsyncs)",
+        stats.fsyncs,
+    )?;
+    counter(
+        e,
+        "durable_log_written_bytes",
+        "Bytes written to segment files",
+        stats.bytes_written,
+    )?;
+    counter(
+        e,
+        "durable_log_sync_failures",
+        "Writes or fsyncs of the log that failed",
+        stats.sync_failures,
+    )?;
+    gauge(
+        e,
+        "durable_log_disk_error",
+        "1 while the log's disk refuses writes (ingest answers 503)",
+        flag(stats.disk_error.is_some()),
+    )?;
+    Ok(())
+}
+
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let state = &self.0;
@@ -143,18 +227,23 @@ impl Collector for StateCollector {
             "Values in the ring buffer",
             accounting.buffered as f64,
         )?;
-        gauge(
-            e,
-            "buffer_capacity",
-            "Ring buffer capacity (BUFFER_MAX_SIZE)",
-            state.buffer.capacity() as f64,
-        )?;
+        if let Some(capacity) = state.capacity() {
+            gauge(
+                e,
+                "buffer_capacity",
+                "Ring buffer capacity (BUFFER_MAX_SIZE)",
+                capacity as f64,
+            )?;
+        }
         gauge(
             e,
             "buffer_utilization_ratio",
-            "Buffer fill level, 0 to 1",
-            state.buffer.utilization_pct() / 100.0,
+            "Buffer fill level, 0 to 1 (disk mode: of BUFFER_DISK_MAX_BYTES)",
+            state.utilization_pct() / 100.0,
         )?;
+        if let Some(log) = state.log() {
+            durable_log_metrics(e, log, &accounting)?;
+        }
         counter(
             e,
             "values_accepted",

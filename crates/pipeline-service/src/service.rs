@@ -9,13 +9,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use csv_backup::BackupWriter;
+use durable_log::{DurableLog, LogOptions, TagValueCodec};
 use oracle_batch::{
-    BatchWriter, OracleSink, PostgresSink, ShutdownReport, Sink, SqliteSink, WriterMonitor,
+    BatchWriter, Intake, OracleSink, PostgresSink, ShutdownReport, Sink, SqliteSink, WriterMonitor,
 };
 use polling_engine::{PollingConfig, PollingEngine};
 use ringbuf_core::RingBuffer;
 
-use crate::config::{Config, SinkConfig};
+use crate::config::{Config, Durability, SinkConfig};
 use crate::http::HttpServer;
 use crate::state::ServiceState;
 
@@ -49,6 +50,9 @@ pub enum StartError {
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    /// The durable log (BUFFER_DURABILITY=disk) cannot be opened.
+    #[error("{0}")]
+    DurableLog(String),
 }
 
 /// Why the service is stopping.
@@ -98,19 +102,15 @@ impl Service {
                 config.backup_dir.display()
             );
         }
-        let buffer = Arc::new(
-            RingBuffer::new(config.buffer_max_size)
-                .map_err(|e| StartError::Sink(format!("BUFFER_MAX_SIZE: {e}")))?,
-        );
-        log::info!("Buffer created (max {} items)", buffer.capacity());
+        let intake = open_intake(&config)?;
         log::info!("Starting {kind}Writer thread...");
-        let mut builder = BatchWriter::builder(Arc::clone(&buffer), Arc::clone(&backup))
-            .config(config.writer.clone());
+        let mut builder =
+            BatchWriter::builder(intake.clone(), Arc::clone(&backup)).config(config.writer.clone());
         for sink in sinks {
             builder = builder.boxed_sink(sink);
         }
         let writer = builder.spawn()?;
-        let mut state = ServiceState::new(buffer, backup, writer.monitor(), kind, description);
+        let mut state = ServiceState::new(intake, backup, writer.monitor(), kind, description);
         state.timestamp_zone = config.timestamp_zone;
         let state = Arc::new(state);
         let http = match HttpServer::start(config.api_bind, Arc::clone(&state)) {
@@ -235,6 +235,17 @@ impl Service {
         }
         log::info!("Stopping {kind} writer...");
         let report = self.writer.shutdown(FLUSH_GRACE);
+        if let Some(log) = self.state.log() {
+            // The last settlements become durable; settled segments go.
+            let stats = log.close();
+            if stats.unsettled() > 0 {
+                log::info!(
+                    "Durable log {}: {} values not written yet stay there and are written at                      the next start",
+                    log.dir().display(),
+                    stats.unsettled()
+                );
+            }
+        }
         match kind {
             "SQLite" => log::info!("SQLite database closed"),
             _ => {
@@ -282,6 +293,61 @@ impl Service {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+}
+
+/// The ring buffer, or the durable log (recovered: what was not settled before the last stop
+/// is handed to the writer first).
+fn open_intake(config: &Config) -> Result<Intake, StartError> {
+    match &config.durability {
+        Durability::Memory => {
+            let buffer = RingBuffer::new(config.buffer_max_size)
+                .map_err(|e| StartError::Sink(format!("BUFFER_MAX_SIZE: {e}")))?;
+            log::info!("Buffer created (max {} items)", buffer.capacity());
+            Ok(Intake::Memory(Arc::new(buffer)))
+        }
+        Durability::Disk(disk) => {
+            let options = LogOptions {
+                sync_interval: disk.sync_interval,
+                max_bytes: disk.max_bytes,
+                ..LogOptions::default()
+            };
+            let log = DurableLog::open(&disk.dir, options, TagValueCodec::new())
+                .map_err(|error| StartError::DurableLog(durable_open_message(&error)))?;
+            let recovery = log.recovery();
+            log::info!(
+                "Durable buffer in {} (BUFFER_DURABILITY=disk): {} segment(s), {} bytes, {}                  values from before the last stop to write first; synced every {} ms, at most                  {} bytes",
+                disk.dir.display(),
+                recovery.segments,
+                recovery.bytes,
+                recovery.unsettled,
+                disk.sync_interval.as_millis(),
+                disk.max_bytes
+            );
+            if let Ok(free) = durable_log::io::available_space(&disk.dir) {
+                if free < disk.max_bytes.saturating_sub(recovery.bytes) {
+                    log::warn!(
+                        "BUFFER_DIR {} has {} free, less than BUFFER_DISK_MAX_BYTES allows the                          log to grow to: if the disk fills, ingest answers 503 and polled values                          are counted as overflow",
+                        disk.dir.display(),
+                        crate::config::human_bytes(free)
+                    );
+                }
+            }
+            Ok(Intake::Durable(Arc::new(log)))
+        }
+    }
+}
+
+/// The open error with the setting to change.
+fn durable_open_message(error: &durable_log::OpenError) -> String {
+    match error {
+        durable_log::OpenError::Locked { .. } => {
+            format!("{error} (each service needs its own BUFFER_DIR)")
+        }
+        durable_log::OpenError::Directory { .. } => {
+            format!("{error} (set BUFFER_DIR to a writable folder)")
+        }
+        _ => error.to_string(),
     }
 }
 

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
 use csv_backup::BackupWriter;
-use oracle_batch::WriterMonitor;
+use durable_log::{AppendError, SyncError, SyncTicket};
+use oracle_batch::{Intake, TagLog, WriterMonitor};
 use polling_engine::EngineHandle;
 use ringbuf_core::{BatchPush, RingBuffer};
 use serde_json::{json, Value};
@@ -14,8 +15,8 @@ use tag_model::TagValue;
 
 /// Shared by the service, its HTTP handlers and its producers.
 pub struct ServiceState {
-    /// The ring buffer.
-    pub buffer: Arc<RingBuffer<TagValue>>,
+    /// The ring buffer (BUFFER_DURABILITY=memory) or the durable log (disk).
+    pub intake: Intake,
     /// The backup directory.
     pub backup: Arc<BackupWriter>,
     /// The writer's counts and metrics.
@@ -30,6 +31,10 @@ pub struct ServiceState {
     pub timestamp_zone: tag_model::TimestampZone,
     accepted: AtomicU64,
     refused: AtomicU64,
+    /// Polled (or standard input) values the durable log's disk refused: counted as overflow.
+    disk_refused: AtomicU64,
+    /// Seconds since `started` of the last "disk refused" warning, plus one (0: never).
+    last_disk_warning: AtomicU64,
     /// One ingest request at a time checks for room and pushes.
     ingest_lock: Mutex<()>,
     shutting_down: AtomicBool,
@@ -49,6 +54,14 @@ pub fn utilization_warning(len: usize, capacity: usize) -> Option<String> {
     let pct = len as f64 * 100.0 / capacity.max(1) as f64;
     (pct >= UTILIZATION_WARNING_PCT)
         .then(|| format!("Buffer utilization: {pct:.1}% ({len}/{capacity} items)"))
+}
+
+/// The same warning in disk mode, where the cap is in bytes:
+/// `Buffer utilization: 85.0% (912680550/1073741824 bytes in BUFFER_DIR)`.
+pub fn disk_utilization_warning(bytes: u64, max_bytes: u64) -> Option<String> {
+    let pct = bytes as f64 * 100.0 / max_bytes.max(1) as f64;
+    (pct >= UTILIZATION_WARNING_PCT)
+        .then(|| format!("Buffer utilization: {pct:.1}% ({bytes}/{max_bytes} bytes in BUFFER_DIR)"))
 }
 
 /// Why [`ServiceState::push_if_room`] took none of the values.
@@ -79,6 +92,34 @@ pub enum IngestRefusal {
     /// Shutdown has begun.
     #[error("the service is shutting down and accepts no more values")]
     ShuttingDown,
+    /// The durable log's disk refuses writes (full, or failing): nothing was taken.
+    #[error("{reason}: nothing was taken, retry once the disk has room")]
+    Disk {
+        /// The log's reason, with the operating system's error.
+        reason: String,
+    },
+}
+
+/// What an accepted push stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pushed {
+    /// Values stored.
+    pub pushed: usize,
+    /// Older values displaced to make room (memory mode).
+    pub displaced: usize,
+    /// In disk mode: the sync that makes them durable; answer the client only once it has
+    /// happened ([`ServiceState::synced`]).
+    pub ticket: Option<SyncTicket>,
+}
+
+impl From<BatchPush> for Pushed {
+    fn from(push: BatchPush) -> Self {
+        Pushed {
+            pushed: push.pushed,
+            displaced: push.displaced,
+            ticket: None,
+        }
+    }
 }
 
 /// The accounting of every value the service accepted.
@@ -101,8 +142,14 @@ pub struct Accounting {
     pub spilled: u64,
     /// Values displaced from the full buffer.
     pub overflow: u64,
-    /// Values in the buffer now.
+    /// Values in the buffer (or, in disk mode, in the durable log, not yet drained) now.
     pub buffered: u64,
+    /// Disk mode: values found unsettled in the durable log at start (counted in
+    /// `accepted`), written again since.
+    pub recovered: u64,
+    /// Disk mode: values lost to damage in the log found after start, or appended but never
+    /// synced because its disk failed to the end.
+    pub lost: u64,
     /// Values being written.
     pub in_flight: u64,
     /// Values lost at shutdown because neither the database nor any disk took them.
@@ -113,14 +160,14 @@ pub struct Accounting {
 
 impl ServiceState {
     pub(crate) fn new(
-        buffer: Arc<RingBuffer<TagValue>>,
+        intake: Intake,
         backup: Arc<BackupWriter>,
         writer: WriterMonitor,
         sink_kind: &'static str,
         sink_description: String,
     ) -> Self {
         ServiceState {
-            buffer,
+            intake,
             backup,
             writer,
             engine: OnceLock::new(),
@@ -129,6 +176,8 @@ impl ServiceState {
             timestamp_zone: tag_model::TimestampZone::Utc,
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            disk_refused: AtomicU64::new(0),
+            last_disk_warning: AtomicU64::new(0),
             ingest_lock: Mutex::new(()),
             shutting_down: AtomicBool::new(false),
             last_utilization_warning: AtomicU64::new(0),
@@ -136,20 +185,54 @@ impl ServiceState {
         }
     }
 
+    /// The durable log, in disk mode.
+    pub fn log(&self) -> Option<&Arc<TagLog>> {
+        self.intake.log()
+    }
+
     /// Pushes values into the buffer, counting them; once shutdown began, refuses them all
     /// and hands them back.
+    ///
+    /// In disk mode the values are appended to the durable log (durable within
+    /// BUFFER_SYNC_MS). If its disk refuses them (full, failing), they cannot be kept: they
+    /// are counted as overflow and the refusal is logged, as a full ring buffer would.
     pub fn push(&self, values: Vec<TagValue>) -> Result<BatchPush, Vec<TagValue>> {
-        let count = values.len() as u64;
-        match self.buffer.push_batch(values) {
-            Ok(pushed) => {
-                self.accepted.fetch_add(count, Ordering::SeqCst);
-                self.warn_if_nearly_full();
-                Ok(pushed)
-            }
-            Err(closed) => {
-                self.refused.fetch_add(count, Ordering::SeqCst);
-                Err(closed.into_inner())
-            }
+        let count = values.len();
+        match &self.intake {
+            Intake::Memory(buffer) => match buffer.push_batch(values) {
+                Ok(pushed) => {
+                    self.accepted.fetch_add(count as u64, Ordering::SeqCst);
+                    self.warn_if_nearly_full();
+                    Ok(pushed)
+                }
+                Err(closed) => {
+                    self.refused.fetch_add(count as u64, Ordering::SeqCst);
+                    Err(closed.into_inner())
+                }
+            },
+            Intake::Durable(log) => match log.append(&values) {
+                Ok(_) => {
+                    self.accepted.fetch_add(count as u64, Ordering::SeqCst);
+                    self.warn_if_nearly_full();
+                    Ok(BatchPush {
+                        pushed: count,
+                        displaced: 0,
+                    })
+                }
+                Err(AppendError::Closed) => {
+                    self.refused.fetch_add(count as u64, Ordering::SeqCst);
+                    Err(values)
+                }
+                Err(error) => {
+                    self.accepted.fetch_add(count as u64, Ordering::SeqCst);
+                    self.disk_refused.fetch_add(count as u64, Ordering::SeqCst);
+                    self.warn_disk_refused(count, &error);
+                    Ok(BatchPush {
+                        pushed: 0,
+                        displaced: count,
+                    })
+                }
+            },
         }
     }
 
@@ -160,8 +243,52 @@ impl ServiceState {
     /// Ingest requests are serialized so that two of them cannot both see room for one;
     /// the writer only ever makes more room. Polled values pushed at the same moment (start_all)
     /// can still take the room first, and then displace as they always do.
-    pub fn push_if_room(&self, values: Vec<TagValue>) -> Result<BatchPush, IngestRefusal> {
-        let capacity = self.buffer.capacity();
+    ///
+    /// In disk mode "room" is the log's byte cap, and a disk that refuses writes refuses the
+    /// request ([`IngestRefusal::Disk`]); the values are durable once
+    /// [`synced`](Self::synced) says so for the returned ticket.
+    pub fn push_if_room(&self, values: Vec<TagValue>) -> Result<Pushed, IngestRefusal> {
+        let log = match &self.intake {
+            Intake::Memory(buffer) => return self.push_if_room_in(buffer, values),
+            Intake::Durable(log) => log,
+        };
+        if self.is_shutting_down() {
+            return Err(IngestRefusal::ShuttingDown);
+        }
+        let stats = log.stats();
+        let max = log.options().max_bytes;
+        // About 16 bytes a value on disk: refuse what would make the cap displace values.
+        let needed = values.len() as u64 * 16;
+        if stats.bytes + needed > max {
+            return Err(IngestRefusal::NoRoom {
+                count: values.len(),
+                free: usize::try_from(max.saturating_sub(stats.bytes) / 16).unwrap_or(0),
+            });
+        }
+        let count = values.len();
+        match log.append(&values) {
+            Ok(appended) => {
+                self.accepted.fetch_add(count as u64, Ordering::SeqCst);
+                self.warn_if_nearly_full();
+                Ok(Pushed {
+                    pushed: count,
+                    displaced: 0,
+                    ticket: Some(appended.ticket),
+                })
+            }
+            Err(AppendError::Closed) => Err(IngestRefusal::ShuttingDown),
+            Err(error) => Err(IngestRefusal::Disk {
+                reason: error.reason(),
+            }),
+        }
+    }
+
+    fn push_if_room_in(
+        &self,
+        buffer: &RingBuffer<TagValue>,
+        values: Vec<TagValue>,
+    ) -> Result<Pushed, IngestRefusal> {
+        let capacity = buffer.capacity();
         if values.len() > capacity {
             return Err(IngestRefusal::LargerThanBuffer {
                 count: values.len(),
@@ -172,19 +299,97 @@ impl ServiceState {
             .ingest_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let free = capacity.saturating_sub(self.buffer.len());
+        let free = capacity.saturating_sub(buffer.len());
         if values.len() > free {
             return Err(IngestRefusal::NoRoom {
                 count: values.len(),
                 free,
             });
         }
-        self.push(values).map_err(|_| IngestRefusal::ShuttingDown)
+        self.push(values)
+            .map(Pushed::from)
+            .map_err(|_| IngestRefusal::ShuttingDown)
+    }
+
+    /// Resolves once the values of `ticket` are durable (or a sync covering them failed, or
+    /// the log closed): for the HTTP handler, which answers 200 only then.
+    pub fn synced(
+        &self,
+        ticket: SyncTicket,
+    ) -> impl std::future::Future<Output = Result<(), SyncError>> + Send + 'static {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        match self.log() {
+            Some(log) => log.on_synced(ticket, move |result| {
+                let _ = sender.send(result);
+            }),
+            None => {
+                let _ = sender.send(Ok(()));
+            }
+        }
+        async move { receiver.await.unwrap_or(Err(SyncError::Closed)) }
+    }
+
+    /// Logs values refused by the log's disk at error, at most every 10 s.
+    fn warn_disk_refused(&self, count: usize, error: &AppendError) {
+        let now = self.started.elapsed().as_secs() + 1;
+        let last = self.last_disk_warning.load(Ordering::Relaxed);
+        if (last == 0 || now >= last + UTILIZATION_WARNING_EVERY_SECS)
+            && self
+                .last_disk_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            log::error!(
+                "{error}: {count} polled values could not be kept and are counted as overflow                  (buffer.overflow_count); free space in BUFFER_DIR or lower                  BUFFER_DISK_MAX_BYTES"
+            );
+        }
+    }
+
+    /// Values in the buffer (disk mode: in the log, not yet handed to the writer).
+    pub fn buffered(&self) -> u64 {
+        match &self.intake {
+            Intake::Memory(buffer) => buffer.len() as u64,
+            Intake::Durable(log) => {
+                let stats = log.stats();
+                stats.pending + stats.unread
+            }
+        }
+    }
+
+    /// Fill level in percent: of BUFFER_MAX_SIZE values, or of BUFFER_DISK_MAX_BYTES bytes.
+    pub fn utilization_pct(&self) -> f64 {
+        match &self.intake {
+            Intake::Memory(buffer) => buffer.utilization_pct(),
+            Intake::Durable(log) => {
+                log.stats().bytes as f64 * 100.0 / log.options().max_bytes.max(1) as f64
+            }
+        }
+    }
+
+    /// BUFFER_MAX_SIZE in memory mode; in disk mode the log is limited in bytes
+    /// (BUFFER_DISK_MAX_BYTES), not values.
+    pub fn capacity(&self) -> Option<usize> {
+        self.intake.ring().map(|buffer| buffer.capacity())
+    }
+
+    /// Values displaced: by a full ring buffer, or in disk mode by the log's byte cap plus
+    /// those its disk refused.
+    pub fn overflow_count(&self) -> u64 {
+        match &self.intake {
+            Intake::Memory(buffer) => buffer.overflow_count(),
+            Intake::Durable(log) => log.stats().overflow + self.disk_refused.load(Ordering::SeqCst),
+        }
     }
 
     /// Logs the utilization at warn when the buffer is 80 % full or more, at most every 10 s.
     fn warn_if_nearly_full(&self) {
-        let Some(line) = utilization_warning(self.buffer.len(), self.buffer.capacity()) else {
+        let line = match &self.intake {
+            Intake::Memory(buffer) => utilization_warning(buffer.len(), buffer.capacity()),
+            Intake::Durable(log) => {
+                disk_utilization_warning(log.stats().bytes, log.options().max_bytes)
+            }
+        };
+        let Some(line) = line else {
             return;
         };
         let now = self.started.elapsed().as_secs() + 1;
@@ -214,10 +419,20 @@ impl ServiceState {
         // Read the writer first: a value moving from buffer to writer meanwhile is then
         // counted twice at worst, never missed, and the next read balances.
         let stats = self.writer.stats();
-        let buffered = self.buffer.len() as u64;
-        let overflow = self.buffer.overflow_count();
-        let accepted = self.accepted.load(Ordering::SeqCst);
-        let settled = stats.drained() + overflow + buffered;
+        let (buffered, overflow, recovered, lost) = match &self.intake {
+            Intake::Memory(buffer) => (buffer.len() as u64, buffer.overflow_count(), 0, 0),
+            Intake::Durable(log) => {
+                let log_stats = log.stats();
+                (
+                    log_stats.pending + log_stats.unread,
+                    log_stats.overflow + self.disk_refused.load(Ordering::SeqCst),
+                    log_stats.recovered,
+                    log_stats.lost_to_damage + log_stats.lost_unsynced,
+                )
+            }
+        };
+        let accepted = self.accepted.load(Ordering::SeqCst) + recovered;
+        let settled = stats.drained() + overflow + buffered + lost;
         Accounting {
             accepted,
             written: stats.written,
@@ -228,10 +443,46 @@ impl ServiceState {
             spilled: stats.spilled,
             overflow,
             buffered,
+            recovered,
+            lost,
             in_flight: stats.in_flight,
             unsaved: stats.unsaved,
             balanced: accepted == settled,
         }
+    }
+
+    /// The durable log's figures (`null` in memory mode).
+    pub fn durable_log_json(&self) -> Value {
+        let Some(log) = self.log() else {
+            return Value::Null;
+        };
+        let stats = log.stats();
+        let options = log.options();
+        let recovery = log.recovery();
+        json!({
+            "directory": log.dir().display().to_string(),
+            "bytes": stats.bytes,
+            "max_bytes": options.max_bytes,
+            "segments": stats.segments,
+            "sync_interval_ms": options.sync_interval.as_millis() as u64,
+            "oldest_unsettled_age_sec": stats.oldest_unsettled_age.map(|age| round(age.as_secs_f64(), 3)),
+            "unsettled": stats.unsettled(),
+            "pending": stats.pending,
+            "unread": stats.unread,
+            "in_flight": stats.in_flight,
+            "recovered": stats.recovered,
+            "appended": stats.appended,
+            "settled": stats.settled,
+            "overflow": stats.overflow,
+            "disk_refused": self.disk_refused.load(Ordering::SeqCst),
+            "corrupt_records": stats.corrupt_records,
+            "values_lost_to_damage": recovery.values_lost + stats.lost_to_damage,
+            "lost_unsynced": stats.lost_unsynced,
+            "fsyncs": stats.fsyncs,
+            "bytes_written": stats.bytes_written,
+            "sync_failures": stats.sync_failures,
+            "disk_error": stats.disk_error,
+        })
     }
 
     /// `GET /api/buffer/metrics`: the quickstart's fields, plus the accounting.
@@ -241,10 +492,11 @@ impl ServiceState {
         let backup = self.backup.stats().unwrap_or_default();
         json!({
             "buffer": {
-                "current_size": self.buffer.len(),
-                "max_size": self.buffer.capacity(),
-                "utilization_pct": round(self.buffer.utilization_pct(), 3),
-                "overflow_count": self.buffer.overflow_count(),
+                "durability": if self.log().is_some() { "disk" } else { "memory" },
+                "current_size": self.buffered(),
+                "max_size": self.capacity(),
+                "utilization_pct": round(self.utilization_pct(), 3),
+                "overflow_count": self.overflow_count(),
                 "spilled_count": self.writer.stats().spilled,
                 "spill_pct": self.writer.config().spill_pct,
             },
@@ -272,6 +524,7 @@ impl ServiceState {
                 "conflict_bytes": backup.conflict_bytes,
                 "directory": self.backup.dir().display().to_string(),
             },
+            "durable_log": self.durable_log_json(),
             "accounting": self.accounting(),
         })
     }
@@ -395,9 +648,24 @@ impl ServiceState {
                 ));
             }
         }
-        let utilization = self.buffer.utilization_pct();
+        let utilization = self.utilization_pct();
         if utilization >= 80.0 {
             degraded.push(format!("the buffer is {utilization:.1}% full"));
+        }
+        if let Some(log) = self.log() {
+            let stats = log.stats();
+            if let Some(error) = &stats.disk_error {
+                unhealthy.push(format!(
+                    "the durable log in {} cannot write: {error}; ingest answers 503 and polled                      values are counted as overflow",
+                    log.dir().display()
+                ));
+            }
+            if stats.corrupt_records > 0 {
+                degraded.push(format!(
+                    "the durable log skipped {} damaged record(s) (the log names segment and                      offset); everything else was recovered",
+                    stats.corrupt_records
+                ));
+            }
         }
         match backup {
             Ok(backup) if backup.pending_files > 0 && mode.online && mode.replaying.is_none() => {

@@ -59,6 +59,11 @@ pub trait AppendFile: Send {
     fn sync_data(&mut self) -> io::Result<()>;
 }
 
+/// Free bytes for this process on the file system holding `dir` (for a start-up warning).
+pub fn available_space(dir: &Path) -> io::Result<u64> {
+    fs4::available_space(dir)
+}
+
 /// Whether an I/O error means the disk (or its quota) is full. The standard library maps
 /// ENOSPC and EDQUOT, and Windows' ERROR_DISK_FULL and ERROR_HANDLE_DISK_FULL, to these kinds.
 pub fn is_storage_full(error: &io::Error) -> bool {
