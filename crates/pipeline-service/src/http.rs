@@ -239,7 +239,8 @@ async fn ingest(State(api): State<Api>, body: Result<Bytes, BytesRejection>) -> 
                     return json_response(
                         StatusCode::SERVICE_UNAVAILABLE,
                         &json!({"error": format!(
-                            "{error}: the values are not acknowledged; send them again (a                              repeat is stored once)"
+                            "{error}: the values are not acknowledged; send them again (a \
+                            repeat is stored once)"
                         )}),
                     );
                 }

@@ -202,7 +202,7 @@ impl Service {
         std::thread::Builder::new()
             .name("stdin".into())
             .spawn(move || {
-                read_ndjson(std::io::stdin().lock(), &state);
+                read_ndjson(std::io::BufReader::new(std::io::stdin()), &state);
                 let _ = stop.send(StopReason::EndOfInput);
             })
             .map(drop)
@@ -240,7 +240,8 @@ impl Service {
             let stats = log.close();
             if stats.unsettled() > 0 {
                 log::info!(
-                    "Durable log {}: {} values not written yet stay there and are written at                      the next start",
+                    "Durable log {}: {} values not written yet stay there and are written at \
+                    the next start",
                     log.dir().display(),
                     stats.unsettled()
                 );
@@ -316,7 +317,9 @@ fn open_intake(config: &Config) -> Result<Intake, StartError> {
                 .map_err(|error| StartError::DurableLog(durable_open_message(&error)))?;
             let recovery = log.recovery();
             log::info!(
-                "Durable buffer in {} (BUFFER_DURABILITY=disk): {} segment(s), {} bytes, {}                  values from before the last stop to write first; synced every {} ms, at most                  {} bytes",
+                "Durable buffer in {} (BUFFER_DURABILITY=disk): {} segment(s), {} bytes, {} \
+                values from before the last stop to write first; synced every {} ms, at most \
+                {} bytes",
                 disk.dir.display(),
                 recovery.segments,
                 recovery.bytes,
@@ -327,7 +330,9 @@ fn open_intake(config: &Config) -> Result<Intake, StartError> {
             if let Ok(free) = durable_log::io::available_space(&disk.dir) {
                 if free < disk.max_bytes.saturating_sub(recovery.bytes) {
                     log::warn!(
-                        "BUFFER_DIR {} has {} free, less than BUFFER_DISK_MAX_BYTES allows the                          log to grow to: if the disk fills, ingest answers 503 and polled values                          are counted as overflow",
+                        "BUFFER_DIR {} has {} free, less than BUFFER_DISK_MAX_BYTES allows the \
+                        log to grow to: if the disk fills, ingest answers 503 and polled values \
+                        are counted as overflow",
                         disk.dir.display(),
                         crate::config::human_bytes(free)
                     );
@@ -460,9 +465,33 @@ fn install_signal_handler(stop: Sender<StopReason>, monitor: WriterMonitor) -> R
     .map_err(|e| format!("cannot install the Ctrl+C handler: {e}"))
 }
 
+/// A chunk of standard input is pushed at 1,000 values, or once no line came for this long,
+/// so that a trickle is not held back (in disk mode: not kept from the next sync).
+const STDIN_IDLE_FLUSH: Duration = Duration::from_millis(50);
+
 /// Pushes NDJSON tag values from `input` into the buffer in chunks; returns (values, bad
-/// lines).
-pub fn read_ndjson(input: impl BufRead, state: &ServiceState) -> (u64, u64) {
+/// lines). A second thread reads the lines, so that a partial chunk is pushed when input
+/// pauses rather than when the next line comes.
+pub fn read_ndjson(input: impl BufRead + Send, state: &ServiceState) -> (u64, u64) {
+    let (lines, received) = std::sync::mpsc::sync_channel::<std::io::Result<String>>(4096);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for line in input.lines() {
+                let failed = line.is_err();
+                if lines.send(line).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        parse_lines(&received, state)
+    })
+}
+
+fn parse_lines(
+    received: &std::sync::mpsc::Receiver<std::io::Result<String>>,
+    state: &ServiceState,
+) -> (u64, u64) {
+    use std::sync::mpsc::RecvTimeoutError;
     let mut chunk = Vec::with_capacity(1000);
     let (mut read, mut bad) = (0u64, 0u64);
     let flush = |chunk: &mut Vec<tag_model::TagValue>| {
@@ -476,8 +505,17 @@ pub fn read_ndjson(input: impl BufRead, state: &ServiceState) -> (u64, u64) {
             );
         }
     };
-    for (index, line) in input.lines().enumerate() {
-        let line_number = index + 1;
+    let mut line_number = 0;
+    loop {
+        let line = match received.recv_timeout(STDIN_IDLE_FLUSH) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => {
+                flush(&mut chunk);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        line_number += 1;
         let line = match line {
             Ok(line) => line,
             Err(error) => {

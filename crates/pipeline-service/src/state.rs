@@ -340,7 +340,9 @@ impl ServiceState {
                 .is_ok()
         {
             log::error!(
-                "{error}: {count} polled values could not be kept and are counted as overflow                  (buffer.overflow_count); free space in BUFFER_DIR or lower                  BUFFER_DISK_MAX_BYTES"
+                "{error}: {count} polled values could not be kept and are counted as overflow \
+                (buffer.overflow_count); free space in BUFFER_DIR or lower \
+                BUFFER_DISK_MAX_BYTES"
             );
         }
     }
@@ -656,13 +658,15 @@ impl ServiceState {
             let stats = log.stats();
             if let Some(error) = &stats.disk_error {
                 unhealthy.push(format!(
-                    "the durable log in {} cannot write: {error}; ingest answers 503 and polled                      values are counted as overflow",
+                    "the durable log in {} cannot write: {error}; ingest answers 503 and polled \
+                    values are counted as overflow",
                     log.dir().display()
                 ));
             }
             if stats.corrupt_records > 0 {
                 degraded.push(format!(
-                    "the durable log skipped {} damaged record(s) (the log names segment and                      offset); everything else was recovered",
+                    "the durable log skipped {} damaged record(s) (the log names segment and \
+                    offset); everything else was recovered",
                     stats.corrupt_records
                 ));
             }
