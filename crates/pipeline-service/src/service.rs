@@ -465,8 +465,9 @@ fn install_signal_handler(stop: Sender<StopReason>, monitor: WriterMonitor) -> R
     .map_err(|e| format!("cannot install the Ctrl+C handler: {e}"))
 }
 
-/// A chunk of standard input is pushed at 1,000 values, or once no line came for this long,
-/// so that a trickle is not held back (in disk mode: not kept from the next sync).
+/// A chunk of standard input is pushed at 1,000 values, once its first value is this old, or
+/// when input pauses that long: a trickle is not held back (in disk mode: it makes the next
+/// sync).
 const STDIN_IDLE_FLUSH: Duration = Duration::from_millis(50);
 
 /// Pushes NDJSON tag values from `input` into the buffer in chunks; returns (values, bad
@@ -493,6 +494,7 @@ fn parse_lines(
 ) -> (u64, u64) {
     use std::sync::mpsc::RecvTimeoutError;
     let mut chunk = Vec::with_capacity(1000);
+    let mut chunk_started = std::time::Instant::now();
     let (mut read, mut bad) = (0u64, 0u64);
     let flush = |chunk: &mut Vec<tag_model::TagValue>| {
         if chunk.is_empty() {
@@ -534,8 +536,11 @@ fn parse_lines(
         ) {
             Ok(value) => {
                 read += 1;
+                if chunk.is_empty() {
+                    chunk_started = std::time::Instant::now();
+                }
                 chunk.push(value);
-                if chunk.len() == 1000 {
+                if chunk.len() == 1000 || chunk_started.elapsed() >= STDIN_IDLE_FLUSH {
                     flush(&mut chunk);
                 }
             }
