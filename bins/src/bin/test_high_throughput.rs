@@ -28,6 +28,10 @@ struct Args {
     /// PLCs.
     #[arg(long, default_value_t = 10)]
     plcs: u64,
+    /// `memory` or `disk`: overrides BUFFER_DURABILITY (disk mode takes BUFFER_DIR,
+    /// BUFFER_SYNC_MS and BUFFER_DISK_MAX_BYTES, or their defaults).
+    #[arg(long, value_parser = ["memory", "disk"])]
+    durability: Option<String>,
 }
 
 /// The spec's targets.
@@ -40,6 +44,11 @@ fn main() -> ExitCode {
     if args.rate == 0 || args.duration == 0 || args.tags == 0 || args.plcs == 0 {
         eprintln!("[ERROR] --rate, --duration, --tags and --plcs must be at least 1");
         return ExitCode::from(buffer_oracle_writer::EXIT_CONFIG);
+    }
+    if let Some(mode) = &args.durability {
+        // Before any thread starts: the flag is the variable, so BUFFER_DIR, BUFFER_SYNC_MS
+        // and BUFFER_DISK_MAX_BYTES apply (and are checked) as for the service.
+        std::env::set_var("BUFFER_DURABILITY", mode);
     }
     let config = match configure() {
         Ok(config) => config,
@@ -198,6 +207,22 @@ fn main() -> ExitCode {
         "  batches: {} (avg {:.1} rows)",
         lifetime.writes, snapshot.avg_batch_size
     );
+    match state.log() {
+        None => println!("  buffer: memory (BUFFER_DURABILITY=memory)"),
+        Some(log) => {
+            let stats = log.stats();
+            println!(
+                "  buffer: durable log in {}: {} bytes written, {:.1} bytes per value, {} \
+                 fsyncs ({:.1} per second), {} values left in the log",
+                log.dir().display(),
+                stats.bytes_written,
+                stats.bytes_written as f64 / stats.appended.max(1) as f64,
+                stats.fsyncs,
+                stats.fsyncs as f64 / total_elapsed,
+                stats.unsettled()
+            );
+        }
+    }
     let mut passed = summary.balanced;
     for (text, ok) in &checks {
         println!("  [{}] {text}", if *ok { "PASS" } else { "FAIL" });

@@ -12,7 +12,8 @@ mod state;
 
 pub use config::{
     available_memory, buffer_memory_estimate, check_buffer_memory, human_bytes, log_file_line,
-    Config, ConfigError, SinkConfig, Vars, DEFAULT_LOG_FILE, DEFAULT_PID_FILE,
+    Config, ConfigError, DiskBuffer, Durability, SinkConfig, Vars, DEFAULT_DISK_MAX_BYTES,
+    DEFAULT_LOG_FILE, DEFAULT_PID_FILE,
 };
 pub use http::{HttpServer, MAX_INGEST_BYTES};
 pub use ingest::{parse_ingest, parse_ingest_in, parse_line, parse_line_in, IngestError};
@@ -21,5 +22,6 @@ pub use service::{
     open_sink, read_ndjson, Service, ShutdownSummary, StartError, StopReason, FLUSH_GRACE,
 };
 pub use state::{
-    utilization_warning, Accounting, IngestRefusal, ServiceState, UTILIZATION_WARNING_PCT,
+    disk_utilization_warning, utilization_warning, Accounting, IngestRefusal, Pushed, ServiceState,
+    UTILIZATION_WARNING_PCT,
 };

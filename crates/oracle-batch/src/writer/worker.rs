@@ -129,8 +129,7 @@ impl Worker {
     /// Gives this thread's durable log claims back once nothing drained is held: every value
     /// of theirs is written, already stored, rejected, in a conflicts file or backed up.
     pub(super) fn settle_claims(&mut self) {
-        if self.held.is_empty() && self.held_rejected.is_empty() && self.held_conflicts.is_empty()
-        {
+        if self.held.is_empty() && self.held_rejected.is_empty() && self.held_conflicts.is_empty() {
             for claim in self.claims.drain(..) {
                 self.shared.intake.settle(claim);
             }
