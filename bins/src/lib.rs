@@ -25,14 +25,18 @@ pub fn configure_logging_to(default_log: Option<&Path>) -> Result<Config, ExitCo
         eprintln!("[ERROR] Configuration error: {error}");
         ExitCode::from(EXIT_CONFIG)
     })?;
-    if let (true, Some(path)) = (config.log_file_chosen_by_default, default_log) {
-        config.log_file = Some(path.to_owned());
+    if let (true, Some(path), Some(log)) = (
+        config.log_file_chosen_by_default,
+        default_log,
+        config.log_file.as_mut(),
+    ) {
+        log.path = path.to_owned();
     }
     let refuse = |error: String| {
         eprintln!("[ERROR] Configuration error: {error}");
         ExitCode::from(EXIT_CONFIG)
     };
-    match logging::init(config.log_file.as_deref()) {
+    match logging::init(config.log_file.as_ref()) {
         Ok(()) => {}
         Err(error) if config.log_file_chosen_by_default && error.starts_with("LOG_FILE=") => {
             logging::init(None).map_err(refuse)?;

@@ -99,7 +99,7 @@ fn the_service_replays_damaged_files_at_start_and_quarantines_their_bad_lines() 
     std::thread::sleep(Duration::from_secs(1));
     let metrics = get_json(&format!("{base}/api/buffer/metrics"));
     assert_eq!(metrics["offline"]["replayed_files"], 2, "{metrics}");
-    service.signal(libc::SIGINT);
+    service.interrupt();
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
     check_quarantine(dir.path());
     let log = service.output();

@@ -187,7 +187,7 @@ fn the_dashboard_shows_the_api_figures_in_a_real_browser() {
         );
         eprintln!("screenshot saved: {}", path.display());
     }
-    service.signal(libc::SIGINT);
+    service.interrupt();
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
 }
 
@@ -228,7 +228,7 @@ fn the_dashboard_shows_a_degraded_state_and_red_counts() {
     let tag = &dom[dom[..at].rfind('<').unwrap()..at + dom[at..].find('>').unwrap()];
     assert!(tag.contains("alert"), "backup count not red: {tag}");
     assert_eq!(raw(&dom, "backup-file-count"), "1");
-    service.signal(libc::SIGINT);
+    service.interrupt();
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
 }
 

@@ -253,7 +253,7 @@ fn api_bind_takes_a_bare_port_and_localhost() {
         assert!(!base.ends_with(":0"), "{bind}: {base}");
         let (status, _) = get(&format!("{base}/api/buffer/health"));
         assert_eq!(status, 200, "{bind}");
-        service.signal(libc::SIGTERM);
+        service.terminate();
         assert!(service.wait_exit(Duration::from_secs(10)).0.success());
     }
 }
@@ -341,7 +341,7 @@ fn ingest_answers_413_and_503_instead_of_displacing_values() {
     let metrics = get_json(&format!("{base}/api/buffer/metrics"));
     assert_eq!(metrics["buffer"]["overflow_count"], 0, "{metrics}");
     assert_eq!(metrics["accounting"]["balanced"], true, "{metrics}");
-    service.signal(libc::SIGTERM);
+    service.terminate();
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
     assert_eq!(count_rows(&dir.path().join("data/tag_values.db"), ""), 1200);
 }
@@ -365,7 +365,7 @@ fn control_characters_are_refused_at_ingest() {
     );
     let metrics = get_json(&format!("{base}/api/buffer/metrics"));
     assert_eq!(metrics["accounting"]["accepted"], 0, "{metrics}");
-    service.signal(libc::SIGTERM);
+    service.terminate();
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
 }
 
@@ -582,6 +582,6 @@ fn an_unwritable_backup_dir_is_reported_at_start_and_in_health() {
     eventually("the held values written", || {
         get_json(&format!("{base}/api/buffer/metrics"))["accounting"]["written"] == 10
     });
-    service.signal(libc::SIGTERM);
+    service.terminate();
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
 }

@@ -57,7 +57,7 @@ fn run_example(
     eventually("the groups to poll", || {
         wait(&get_json(&format!("{base}/api/polling/status")))
     });
-    service.signal(libc::SIGTERM);
+    service.terminate();
     let (exit, _) = service.wait_exit(Duration::from_secs(20));
     assert!(exit.success(), "{}", service.output());
     dir

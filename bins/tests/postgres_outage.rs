@@ -148,7 +148,7 @@ fn a_long_outage_with_the_default_retry_delays_loses_nothing() {
         )),
         "{prometheus}"
     );
-    service.signal(libc::SIGINT);
+    service.interrupt();
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
     assert_eq!(
         rows(&pg),
@@ -227,7 +227,7 @@ fn a_short_outage_is_retried_and_written_with_nothing_spilled() {
     assert_eq!(m["buffer"]["overflow_count"], 0, "{m}");
     assert_eq!(m["offline"]["online"], true, "{m}");
     assert!(m["writer"]["failed_writes"].as_u64().unwrap() >= 1, "{m}");
-    service.signal(libc::SIGINT);
+    service.interrupt();
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
     assert_eq!(rows(&pg), (sent as i64, sent as i64));
     let backup = dir.path().join("backup");
@@ -302,7 +302,7 @@ fn a_long_outage_with_a_failed_backup_disk_counts_and_logs_the_overflow() {
         )),
         "{prometheus}"
     );
-    service.signal(libc::SIGINT);
+    service.interrupt();
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
     assert_eq!(
         rows(&pg).0 as u64,
@@ -366,7 +366,7 @@ fn a_connection_killed_mid_batch_is_retried_without_loss_or_duplicates() {
     }
     assert!(killed >= 1, "no insert was caught in flight");
     wait_until_settled(&base, 5_000);
-    service.signal(libc::SIGTERM);
+    service.terminate();
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
     assert_eq!(rows(&pg), (5_000, 5_000));
     // The client sees the kill either as the server's 57P01 notice or, when the socket is
@@ -439,7 +439,7 @@ fn the_server_down_at_start_up_and_a_failed_backup_disk_lose_nothing() {
     std::fs::rename(dir.path().join("backup.moved"), &backup).unwrap();
     pg.start_again();
     wait_until_settled(&base, 1_500);
-    service.signal(libc::SIGINT);
+    service.interrupt();
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
     assert_eq!(
         rows(&pg),
@@ -473,7 +473,7 @@ fn shutdown_while_offline_backs_up_everything_and_replay_backup_loads_it() {
         );
         assert_eq!(status, 200);
     }
-    service.signal(libc::SIGINT);
+    service.interrupt();
     let (exit, took) = service.wait_exit(Duration::from_secs(15));
     assert!(exit.success(), "{}", service.output());
     assert!(took < Duration::from_secs(6), "{took:?}");

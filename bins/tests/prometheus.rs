@@ -696,7 +696,7 @@ fn a_real_prometheus_fires_the_offline_alert_during_an_outage_and_resolves_it() 
         started.elapsed()
     );
     for service in [&writer, &all] {
-        service.signal(libc::SIGINT);
+        service.interrupt();
     }
     assert!(writer.wait_exit(Duration::from_secs(10)).0.success());
     assert!(all.wait_exit(Duration::from_secs(10)).0.success());

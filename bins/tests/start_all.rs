@@ -56,7 +56,7 @@ fn polls_each_group_at_its_interval_and_on_trigger() {
         .iter()
         .all(|g| g["errors"] == 0 && !g["last_poll_time"].is_null()));
 
-    service.signal(libc::SIGINT);
+    service.interrupt();
     let (exit, took) = service.wait_exit(Duration::from_secs(10));
     assert!(exit.success(), "{}", service.output());
     assert!(took < Duration::from_secs(5));
@@ -107,7 +107,7 @@ fn a_second_service_on_the_same_pid_file_is_refused() {
     let (status, output) = run(&mut command("start_buffer_writer", dir.path(), &[]));
     assert_eq!(status.code(), Some(1), "{output}");
     assert!(output.contains("another service is running"), "{output}");
-    first.signal(libc::SIGTERM);
+    first.terminate();
     assert!(first.wait_exit(Duration::from_secs(10)).0.success());
 }
 
@@ -291,7 +291,7 @@ fn a_hung_plc_read_does_not_block_shutdown() {
             .as_u64()
             .is_some_and(|polls| polls >= 3)
     });
-    service.signal(libc::SIGTERM);
+    service.terminate();
     let (exit, took) = service.wait_exit(Duration::from_secs(20));
     let log = service.output();
     assert!(exit.success(), "{log}");

@@ -86,7 +86,7 @@ fn ingests_10000_values_and_stops_cleanly_on_sigint() {
         "{prometheus}"
     );
 
-    service.signal(libc::SIGINT);
+    service.interrupt();
     let (status, took) = service.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status}:\n{}", service.output());
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
@@ -168,7 +168,7 @@ fn bad_ingest_gets_400_naming_the_item_and_field_and_loses_nothing_else() {
         (status, reply.as_str()),
         (200, r#"{"accepted":1,"displaced":0}"#)
     );
-    service.signal(libc::SIGTERM);
+    service.terminate();
     let (status, _) = service.wait_exit(Duration::from_secs(10));
     assert!(status.success());
     assert_eq!(count_rows(&dir.path().join("data/tag_values.db"), ""), 1);
@@ -287,11 +287,11 @@ fn shutdown_with_the_database_unavailable_backs_up_everything() {
     let (status, _) = post(&format!("{base}/api/buffer/ingest"), &ingest_body(0, 1000));
     assert_eq!(status, 200);
     service.wait_for_line("Retrying in 30.0 seconds...");
-    service.signal(libc::SIGINT);
+    service.interrupt();
     service.wait_for_line("Flushing remaining buffer data...");
     let (status, body) = post(&format!("{base}/api/buffer/ingest"), &ingest_body(5000, 1));
     assert_eq!(status, 503, "{body}");
-    service.signal(libc::SIGINT);
+    service.interrupt();
     let (exit, took) = service.wait_exit(Duration::from_secs(20));
     assert!(exit.success(), "{}", service.output());
     assert!(took < Duration::from_secs(12), "{took:?}");
@@ -375,4 +375,76 @@ fn overflow_is_counted_warned_about_and_accounted_for() {
         "{log}"
     );
     assert_eq!(count_rows(&db, "") as u64, 2000 - displaced);
+}
+
+/// LOG_FILE past LOG_MAX_BYTES: rotated to `.1` and `.2`, never more than LOG_KEEP older files,
+/// no file past the limit, nothing lost from stderr or from the database.
+#[test]
+fn log_file_is_rotated_past_log_max_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every refused line is logged (about 90 bytes each): 400 of them are some 36 kB of log.
+    let mut lines: Vec<String> = (0..400).map(|i| format!("not json {i}")).collect();
+    lines.extend(ingest_items(0, 100));
+    let input = dir.path().join("input.ndjson");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let mut command = command(
+        "start_buffer_writer",
+        dir.path(),
+        &[
+            ("LOG_FILE", "logs/buffer_writer.log"),
+            ("LOG_MAX_BYTES", "4096"),
+            ("LOG_KEEP", "2"),
+        ],
+    );
+    command
+        .arg("--stdin")
+        .stdin(std::fs::File::open(&input).unwrap());
+    let (status, output) = run(&mut command);
+    assert!(status.success(), "{output}");
+    assert_eq!(count_rows(&dir.path().join("data/tag_values.db"), ""), 100);
+    // stderr has every line, whatever the file did.
+    for i in [1, 200, 400] {
+        assert!(
+            output.contains(&format!("standard input line {i} skipped")),
+            "{output}"
+        );
+    }
+    let logs = dir.path().join("logs");
+    let mut names: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "buffer_writer.log",
+            "buffer_writer.log.1",
+            "buffer_writer.log.2"
+        ]
+    );
+    let read = |name: &str| std::fs::read_to_string(logs.join(name)).unwrap();
+    for name in &names {
+        let size = read(name).len();
+        assert!(size <= 4096, "{name} has {size} bytes");
+    }
+    assert!(read("buffer_writer.log").contains("[INFO] Shutdown complete"));
+    // The older file holds the earlier lines: the last refused line in .2 comes before the
+    // first in .1.
+    let line_numbers = |name: &str| -> Vec<u32> {
+        read(name)
+            .lines()
+            .filter_map(|l| l.split("standard input line ").nth(1))
+            .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+            .collect()
+    };
+    let (older, newer) = (
+        line_numbers("buffer_writer.log.2"),
+        line_numbers("buffer_writer.log.1"),
+    );
+    assert!(
+        !older.is_empty() && !newer.is_empty(),
+        "{older:?} {newer:?}"
+    );
+    assert_eq!(older.last().unwrap() + 1, newer[0]);
 }

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     log::info!("Starting Polling Engine...");
-    log::info!("{}", log_file_line(config.log_file.as_deref()));
+    log::info!("{}", log_file_line(config.log_file.as_ref()));
     let url = match ingest_url(args.writer.as_deref(), config.api_bind) {
         Ok(url) => url,
         Err(error) => {

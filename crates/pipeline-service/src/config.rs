@@ -93,8 +93,9 @@ pub struct Config {
     pub backup_rotate_bytes: u64,
     /// API_BIND.
     pub api_bind: SocketAddr,
-    /// LOG_FILE: [`DEFAULT_LOG_FILE`] when unset, none when set empty (stderr only).
-    pub log_file: Option<PathBuf>,
+    /// LOG_FILE: [`DEFAULT_LOG_FILE`] when unset, none when set empty (stderr only); rotated
+    /// past LOG_MAX_BYTES with LOG_KEEP older files kept.
+    pub log_file: Option<crate::logging::LogFile>,
     /// Whether LOG_FILE was unset, so `log_file` is the default (a binary may choose its
     /// own, and a default file that cannot be opened does not stop start-up).
     pub log_file_chosen_by_default: bool,
@@ -536,11 +537,6 @@ impl Config {
             }
         };
 
-        let (log_file, log_file_chosen_by_default) = match text(vars, &["LOG_FILE"]) {
-            Some(path) => (Some(PathBuf::from(path)), false),
-            None if vars.is_set("LOG_FILE") => (None, false),
-            None => (Some(PathBuf::from(DEFAULT_LOG_FILE)), true),
-        };
         let api_bind = match vars.get(&["API_BIND"]) {
             None => SocketAddr::from(([127, 0, 0, 1], 8000)),
             Some((name, value)) => parse_bind(value).ok_or_else(|| {
@@ -552,6 +548,29 @@ impl Config {
                 )
             })?,
         };
+        let log_max_bytes = number(
+            vars,
+            &["LOG_MAX_BYTES"],
+            crate::logging::DEFAULT_LOG_MAX_BYTES,
+            0..=1 << 40,
+        )?;
+        let log_keep = number(
+            vars,
+            &["LOG_KEEP"],
+            crate::logging::DEFAULT_LOG_KEEP,
+            0..=1000,
+        )?;
+        let (log_path, log_file_chosen_by_default) = match text(vars, &["LOG_FILE"]) {
+            Some(path) => (Some(PathBuf::from(path)), false),
+            None if vars.is_set("LOG_FILE") => (None, false),
+            None => (Some(PathBuf::from(DEFAULT_LOG_FILE)), true),
+        };
+        // The default file is rotated like a chosen one.
+        let log_file = log_path.map(|path| crate::logging::LogFile {
+            path,
+            max_bytes: log_max_bytes,
+            keep: log_keep,
+        });
         Ok(Config {
             sink,
             sink_chosen_by_default,
@@ -649,18 +668,24 @@ impl Config {
         }
         lines.push(format!("Backup directory: {}", self.backup_dir.display()));
         lines.push(format!("Writer threads: {}", self.writer_threads));
-        lines.push(log_file_line(self.log_file.as_deref()));
+        lines.push(log_file_line(self.log_file.as_ref()));
         lines
     }
 }
 
 /// Where the log goes, for the start-up summary.
-pub fn log_file_line(log_file: Option<&Path>) -> String {
+pub fn log_file_line(log_file: Option<&crate::logging::LogFile>) -> String {
     match log_file {
-        Some(path) => format!(
-            "Log file: {} (and stderr; LOG_FILE= turns the file off)",
-            path.display()
-        ),
+        Some(log) => {
+            let rotation = match (log.max_bytes, log.keep) {
+                (0, _) => "not rotated (LOG_MAX_BYTES=0)".to_owned(),
+                (max, keep) => format!("rotated at {}, {keep} older files kept", human_bytes(max)),
+            };
+            format!(
+                "Log file: {} (and stderr; LOG_FILE= turns the file off), {rotation}",
+                log.path.display()
+            )
+        }
         None => "Log file: none (stderr only)".to_owned(),
     }
 }
@@ -891,7 +916,10 @@ mod tests {
         assert_eq!(config.writer_threads, 1);
         assert_eq!(config.backup_dir, Path::new("./backup"));
         assert_eq!(config.api_bind.to_string(), "127.0.0.1:8000");
-        assert_eq!(config.log_file, Some(PathBuf::from(DEFAULT_LOG_FILE)));
+        assert_eq!(
+            config.log_file,
+            Some(crate::logging::LogFile::new(DEFAULT_LOG_FILE))
+        );
         assert!(config.log_file_chosen_by_default);
     }
 
@@ -899,7 +927,8 @@ mod tests {
     fn the_log_file_is_the_default_unless_set_and_off_when_set_empty() {
         let config = config(&[]).unwrap();
         assert!(config.summary().contains(
-            &"Log file: ./logs/buffer_writer.log (and stderr; LOG_FILE= turns the file off)"
+            &"Log file: ./logs/buffer_writer.log (and stderr; LOG_FILE= turns the file off), \
+              rotated at 50.0 MiB, 5 older files kept"
                 .to_owned()
         ));
         let config = self::config(&[("LOG_FILE", "")]).unwrap();
@@ -909,7 +938,10 @@ mod tests {
             .summary()
             .contains(&"Log file: none (stderr only)".to_owned()));
         let config = self::config(&[("LOG_FILE", " /var/log/bow.log ")]).unwrap();
-        assert_eq!(config.log_file, Some(PathBuf::from("/var/log/bow.log")));
+        assert_eq!(
+            config.log_file.map(|log| log.path),
+            Some(PathBuf::from("/var/log/bow.log"))
+        );
         assert!(!config.log_file_chosen_by_default);
     }
 
@@ -1139,6 +1171,14 @@ mod tests {
                 "BUFFER_SPILL_PCT=\"85.5\" is not valid: a whole number from 1 to 100",
             ),
             (
+                &[("LOG_MAX_BYTES", "50M")],
+                "LOG_MAX_BYTES=\"50M\" is not valid: a whole number from 0 to 1099511627776",
+            ),
+            (
+                &[("LOG_KEEP", "-1")],
+                "LOG_KEEP=\"-1\" is not valid: a whole number from 0 to 1000",
+            ),
+            (
                 &[("WRITER_THREADS", "0")],
                 "WRITER_THREADS=\"0\" is not valid: a whole number from 1 to 64",
             ),
@@ -1333,6 +1373,44 @@ mod tests {
                 .starts_with("column n: unknown placeholder {tagaddress}"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn log_file_rotation_defaults_to_50_mib_and_5_files() {
+        // The default file is rotated too.
+        let config = config(&[("LOG_MAX_BYTES", "1000"), ("LOG_KEEP", "2")]).unwrap();
+        let log = config.log_file.unwrap();
+        assert_eq!(
+            (log.path.to_str(), log.max_bytes, log.keep),
+            (Some(DEFAULT_LOG_FILE), 1000, 2)
+        );
+        let config = self::config(&[("LOG_FILE", "logs/buffer_writer.log")]).unwrap();
+        assert_eq!(
+            config.log_file,
+            Some(crate::logging::LogFile {
+                path: PathBuf::from("logs/buffer_writer.log"),
+                max_bytes: 50 * 1024 * 1024,
+                keep: 5,
+            })
+        );
+        assert!(config.summary().contains(
+            &"Log file: logs/buffer_writer.log (and stderr; LOG_FILE= turns the file off), \
+              rotated at 50.0 MiB, 5 older files kept"
+                .into()
+        ));
+        let config = self::config(&[
+            ("LOG_FILE", "a.log"),
+            ("LOG_MAX_BYTES", "0"),
+            ("LOG_KEEP", "0"),
+        ])
+        .unwrap();
+        let log = config.log_file.clone().unwrap();
+        assert_eq!((log.max_bytes, log.keep), (0, 0));
+        assert!(config.summary().contains(
+            &"Log file: a.log (and stderr; LOG_FILE= turns the file off), not rotated \
+              (LOG_MAX_BYTES=0)"
+                .into()
+        ));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod http;
 mod ingest;
 pub mod logging;
 pub mod pid;
+pub mod platform;
 mod prometheus;
 mod service;
 mod state;

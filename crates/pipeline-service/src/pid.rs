@@ -21,6 +21,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::platform::{self, exe_name, Identity};
+
 /// The binaries that write a PID file: a process of another name is never ours.
 pub const SERVICE_BINARIES: [&str; 2] = ["start_all", "start_buffer_writer"];
 
@@ -99,7 +101,7 @@ pub fn current_record() -> PidRecord {
     PidRecord {
         pid,
         exe: std::env::current_exe().ok(),
-        start: os::identify(pid).and_then(|identity| identity.start),
+        start: platform::identify(pid).and_then(|identity| identity.start),
     }
 }
 
@@ -108,19 +110,10 @@ pub fn verify(record: &PidRecord) -> Verdict {
     if record.pid <= 1 {
         return Verdict::Invalid;
     }
-    match os::identify(record.pid) {
+    match platform::identify(record.pid) {
         None => Verdict::Exited,
         Some(identity) => judge(record, &identity),
     }
-}
-
-/// A live process, as the platform describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Identity {
-    /// The executable's file name (without `.exe`).
-    name: String,
-    /// The start time, where the platform gives one.
-    start: Option<String>,
 }
 
 /// The pure half of [`verify`]: does the live process match the record?
@@ -150,14 +143,6 @@ fn judge(record: &PidRecord, identity: &Identity) -> Verdict {
 /// executable link cannot be read.
 fn names_match(recorded: &str, live: &str) -> bool {
     recorded == live || (live.len() == 15 && recorded.starts_with(live))
-}
-
-/// `start_all` from `/opt/bow/start_all`, `start_all (deleted)` or `start_all.exe`.
-fn exe_name(path: &Path) -> Option<String> {
-    let name = path.file_name()?.to_string_lossy();
-    let name = name.strip_suffix(" (deleted)").unwrap_or(&name);
-    let name = name.strip_suffix(".exe").unwrap_or(name);
-    Some(name.to_owned())
 }
 
 /// Writes this process's record to `path`, refusing if the service it names is running;
@@ -210,7 +195,7 @@ pub fn remove_pid(path: &Path) {
 
 /// Whether a process with this PID exists (0 and 1 never count).
 pub fn is_alive(pid: u32) -> bool {
-    pid > 1 && os::identify(pid).is_some()
+    pid > 1 && platform::identify(pid).is_some()
 }
 
 /// Asks the service `record` names to stop (SIGTERM on Unix, `taskkill` on Windows), after
@@ -219,7 +204,7 @@ pub fn request_stop(record: &PidRecord) -> Result<(), String> {
     if let Some(reason) = verify(record).stale_reason(record.pid) {
         return Err(format!("not signalled: {reason}"));
     }
-    os::terminate(record.pid)
+    platform::terminate(record.pid)
 }
 
 /// Waits until the process is gone; returns how long that took, or `None` after `timeout`.
@@ -232,123 +217,6 @@ pub fn wait_for_exit(pid: u32, timeout: Duration) -> Option<Duration> {
         std::thread::sleep(Duration::from_millis(50));
     }
     None
-}
-
-#[cfg(target_os = "linux")]
-mod os {
-    use super::{exe_name, Identity};
-
-    /// From `/proc/<pid>/stat`: the start time (field 22, clock ticks since boot), which
-    /// tells a reused PID apart; and the executable from `/proc/<pid>/exe` (or the command
-    /// name when the link cannot be read, as for another user's process).
-    pub(super) fn identify(pid: u32) -> Option<Identity> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let open = stat.find('(')?;
-        let close = stat.rfind(')')?;
-        let comm = stat.get(open + 1..close)?.to_owned();
-        let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
-        // fields[0] is field 3 (state); a zombie has exited but is not reaped yet.
-        if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
-            return None;
-        }
-        let start = fields.get(19).map(|s| (*s).to_owned());
-        let name = std::fs::read_link(format!("/proc/{pid}/exe"))
-            .ok()
-            .and_then(|exe| exe_name(&exe))
-            .unwrap_or(comm);
-        Some(Identity { name, start })
-    }
-
-    pub(super) fn terminate(pid: u32) -> Result<(), String> {
-        super::unix_terminate(pid)
-    }
-}
-
-#[cfg(all(unix, not(target_os = "linux")))]
-mod os {
-    use super::{exe_name, Identity};
-
-    /// From `ps`: the start time (`lstart`) and the command.
-    pub(super) fn identify(pid: u32) -> Option<Identity> {
-        let output = std::process::Command::new("ps")
-            .args(["-o", "lstart=", "-o", "comm=", "-p", &pid.to_string()])
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        let line = text.lines().next()?.trim();
-        // lstart is five words: `Mon Nov  3 14:30:45 2025`.
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if words.len() < 6 {
-            return None;
-        }
-        let start = words[..5].join(" ");
-        let name = exe_name(std::path::Path::new(&words[5..].join(" ")))?;
-        Some(Identity {
-            name,
-            start: Some(start),
-        })
-    }
-
-    pub(super) fn terminate(pid: u32) -> Result<(), String> {
-        super::unix_terminate(pid)
-    }
-}
-
-#[cfg(unix)]
-fn unix_terminate(pid: u32) -> Result<(), String> {
-    // verify() has refused 0 and 1; a pid_t that does not fit would be negative.
-    let target = libc::pid_t::try_from(pid)
-        .ok()
-        .filter(|&p| p > 1)
-        .ok_or_else(|| format!("PID {pid} is out of range"))?;
-    // SAFETY: kill has no memory effects.
-    if unsafe { libc::kill(target, libc::SIGTERM) } == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "cannot signal PID {pid}: {}",
-            std::io::Error::last_os_error()
-        ))
-    }
-}
-
-#[cfg(windows)]
-mod os {
-    use super::{exe_name, Identity};
-
-    /// From `tasklist`: the image name (no start time).
-    pub(super) fn identify(pid: u32) -> Option<Identity> {
-        let output = std::process::Command::new("tasklist")
-            .args(["/FI", &format!("PID eq {pid}"), "/FO", "CSV", "/NH"])
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        // "start_all.exe","12345","Console","1","10,000 K"
-        let line = text.lines().find(|l| l.starts_with('"'))?;
-        let mut columns = line.split("\",\"");
-        let image = columns.next()?.trim_start_matches('"');
-        let listed_pid = columns.next()?;
-        if listed_pid != pid.to_string() {
-            return None;
-        }
-        Some(Identity {
-            name: exe_name(std::path::Path::new(image))?,
-            start: None,
-        })
-    }
-
-    /// `taskkill` without `/F`: a close request the service handles like Ctrl+C.
-    pub(super) fn terminate(pid: u32) -> Result<(), String> {
-        let status = std::process::Command::new("taskkill")
-            .args(["/PID", &pid.to_string()])
-            .status()
-            .map_err(|e| format!("cannot run taskkill: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("taskkill /PID {pid} failed ({status})"))
-        }
-    }
 }
 
 #[cfg(test)]

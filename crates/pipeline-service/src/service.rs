@@ -3,9 +3,8 @@
 
 use std::io::BufRead;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use csv_backup::BackupWriter;
@@ -191,7 +190,7 @@ impl Service {
     /// Installs the SIGINT/SIGTERM handler: the first signal stops the service gracefully,
     /// the second saves everything left to backup at once, the third exits immediately.
     pub fn handle_signals(&self) -> Result<(), String> {
-        install_signal_handler(self.stopper(), self.writer_monitor())
+        crate::platform::install_signal_handler(self.stopper(), self.writer_monitor())
     }
 
     /// Reads NDJSON tag values from standard input on a new thread; a bad line is logged
@@ -430,39 +429,6 @@ fn open_sinks(config: &Config) -> Result<Vec<Box<dyn Sink>>, StartError> {
         }
     }
     Ok(sinks)
-}
-
-static SIGNALS: AtomicU32 = AtomicU32::new(0);
-static SIGNAL_TARGET: OnceLock<(Sender<StopReason>, WriterMonitor)> = OnceLock::new();
-
-fn install_signal_handler(stop: Sender<StopReason>, monitor: WriterMonitor) -> Result<(), String> {
-    if SIGNAL_TARGET.set((stop, monitor)).is_err() {
-        return Err("the signal handler is already installed".into());
-    }
-    ctrlc::set_handler(|| {
-        let count = SIGNALS.fetch_add(1, Ordering::SeqCst) + 1;
-        let Some((stop, monitor)) = SIGNAL_TARGET.get() else {
-            return;
-        };
-        match count {
-            1 => {
-                log::info!("Shutdown signal received");
-                let _ = stop.send(StopReason::Signal);
-            }
-            2 => {
-                log::warn!(
-                    "Second interrupt: saving everything left to CSV backup now (press Ctrl+C \
-                     again to exit at once, losing what is not saved yet)"
-                );
-                monitor.hurry();
-            }
-            _ => {
-                log::error!("Third interrupt: exiting at once");
-                std::process::exit(130);
-            }
-        }
-    })
-    .map_err(|e| format!("cannot install the Ctrl+C handler: {e}"))
 }
 
 /// A chunk of standard input is pushed at 1,000 values, once its first value is this old, or
