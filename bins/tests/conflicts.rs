@@ -186,7 +186,7 @@ fn one_key_posted_with_1_2_and_99_stores_1_and_keeps_2_and_99_as_conflicts() {
         Some(&("1.0 BAD".to_owned(), "1.0 GOOD".to_owned()))
     );
 
-    service.signal(libc::SIGINT);
+    service.interrupt();
     let (status, _) = service.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status}:\n{}", service.output());
     let log = service.output();
@@ -212,7 +212,7 @@ fn replay_backup_keeps_a_conflicting_row_of_a_backup_file() {
     );
     assert_eq!(status, 200, "{reply}");
     settled(&base, 1);
-    service.signal(libc::SIGINT);
+    service.interrupt();
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
 
     // A backup file from an outage holds 5 (UNCERTAIN) for the same key, and a new row.

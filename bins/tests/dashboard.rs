@@ -269,6 +269,6 @@ fn the_dashboard_shows_conflicting_rows_in_red() {
         dom.contains("kept in conflicts_*.csv files"),
         "no reason shown"
     );
-    service.signal(libc::SIGINT);
+    service.interrupt();
     assert!(service.wait_exit(Duration::from_secs(10)).0.success());
 }

@@ -315,7 +315,7 @@ fn start_all_polls_and_subscribes_to_asyncua_with_the_opcua_example() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(1000));
-    service.signal(libc::SIGTERM);
+    service.terminate();
     let (exit, _) = service.wait_exit(Duration::from_secs(20));
     assert!(exit.success(), "{}", service.output());
 
