@@ -84,7 +84,7 @@ fn every_polled_value_reaches_the_table_or_is_counted_while_the_writer_restarts(
     });
 
     // The writer stops (it flushes what it took); the engine keeps polling and holds values.
-    writer.signal(libc::SIGTERM);
+    writer.terminate();
     let (exit, _) = writer.wait_exit(Duration::from_secs(10));
     assert!(exit.success(), "{}", writer.output());
     // Attempts 1 s, 2 s and 4 s apart: wait for three, so the outage outlasts the queue.
@@ -106,12 +106,12 @@ fn every_polled_value_reaches_the_table_or_is_counted_while_the_writer_restarts(
         count_rows(&db, "") >= after_restart + 2_000
     });
 
-    engine.signal(libc::SIGINT);
+    engine.interrupt();
     let (exit, _) = engine.wait_exit(Duration::from_secs(15));
     let output = engine.output();
     assert!(exit.success(), "{output}");
     let summary = engine.wait_for_line("Values polled: ");
-    writer.signal(libc::SIGTERM);
+    writer.terminate();
     let (exit, _) = writer.wait_exit(Duration::from_secs(10));
     assert!(exit.success(), "{}", writer.output());
 
@@ -162,7 +162,7 @@ fn a_writer_that_never_comes_leaves_the_values_in_a_backup_file() {
     engine.wait_for_line("Polling engine running with 3 groups");
     // LINE1_PROCESS1 polls 10 tags at once, then every second; LINE2_PROCESS2 10 every 5 s.
     engine.wait_for_line("Writer unreachable at");
-    engine.signal(libc::SIGTERM);
+    engine.terminate();
     let (exit, _) = engine.wait_exit(Duration::from_secs(15));
     let output = engine.output();
     assert!(exit.success(), "{output}");
