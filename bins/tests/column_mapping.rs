@@ -55,7 +55,7 @@ fn writes_tag_data_in_local_time() {
         accounting["written"] == 3 && accounting["rejected"] == 1
     });
     let after = chrono::Utc::now().naive_utc();
-    service.signal(libc::SIGINT);
+    service.interrupt();
     let (status, _) = service.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status}:\n{}", service.output());
     let log = service.output();

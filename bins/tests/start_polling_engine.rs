@@ -213,7 +213,7 @@ fn timestamp_zone_local_stamps_polls_with_the_wall_clock() {
     engine_command.args(["--writer", &format!("http://127.0.0.1:{port}")]);
     let mut engine = Running::spawn(engine_command);
     engine.wait_for_line("Writer unreachable at");
-    engine.signal(libc::SIGTERM);
+    engine.terminate();
     let (exit, _) = engine.wait_exit(Duration::from_secs(15));
     let after = chrono::Utc::now().naive_utc();
     assert!(exit.success(), "{}", engine.output());

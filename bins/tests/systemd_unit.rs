@@ -106,7 +106,11 @@ fn start_all_runs_as_the_unit_says_and_stops_on_sigterm_within_the_stop_timeout(
     };
     // What the install steps in the unit's header and StateDirectory/LogsDirectory create.
     let etc = paths.root.join("etc");
-    for dir in [&etc, &paths.root.join("var/lib"), &paths.root.join("var/log")] {
+    for dir in [
+        &etc,
+        &paths.root.join("var/lib"),
+        &paths.root.join("var/log"),
+    ] {
         std::fs::create_dir_all(dir).unwrap();
     }
     std::fs::copy(
@@ -162,12 +166,18 @@ fn start_all_runs_as_the_unit_says_and_stops_on_sigterm_within_the_stop_timeout(
         .into_iter()
         .filter(|name| name.starts_with("backup_"))
         .collect();
-    assert!(backups.is_empty(), "backup files after a clean stop: {backups:?}");
+    assert!(
+        backups.is_empty(),
+        "backup files after a clean stop: {backups:?}"
+    );
     assert!(written > 0);
     // LOG_FILE (under LogsDirectory) holds the same log.
     let log = std::fs::read_to_string(paths.root.join("var/log/buffer_writer.log")).unwrap();
     assert!(log.contains("Shutdown signal received"), "{log}");
-    assert!(log.contains(&base), "the API address is not in LOG_FILE:\n{log}");
+    assert!(
+        log.contains(&base),
+        "the API address is not in LOG_FILE:\n{log}"
+    );
 }
 
 #[test]
@@ -214,7 +224,8 @@ fn systemd_analyze() -> Option<PathBuf> {
             .find(|candidate| candidate.is_file())
     });
     if found.is_none() {
-        let message = "systemd-analyze not found (Debian package systemd): the unit file is not verified";
+        let message =
+            "systemd-analyze not found (Debian package systemd): the unit file is not verified";
         if std::env::var("REQUIRE_SYSTEMD").as_deref() == Ok("1") {
             panic!("REQUIRE_SYSTEMD=1: {message}");
         }
