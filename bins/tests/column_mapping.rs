@@ -3,6 +3,7 @@
 
 mod common;
 
+#[cfg(unix)]
 use std::time::Duration;
 
 use common::*;
@@ -11,6 +12,7 @@ const TAG_DATA: &str = "tag_name={plc_code}.{tag_address}, tag_value={value:text
                         timestamp={timestamp}, quality={quality}";
 
 /// A POSIX TZ rule: no tz database needed. Nine hours east of UTC, no daylight saving.
+#[cfg(unix)]
 const NINE_EAST: &str = "JST-9";
 
 fn tag_data_db(dir: &std::path::Path) -> std::path::PathBuf {
