@@ -1,4 +1,4 @@
-#![cfg(unix)] // SIGKILL and SIGINT to a real process
+#![cfg(unix)] // SIGKILL to a real process
 //! The crash drill of BUFFER_DURABILITY=disk: start_buffer_writer takes values over HTTP at
 //! a steady rate (each request answered 200 only once its values are synced) and as NDJSON
 //! on standard input (polled-style: nobody is told they are safe), and is killed with
@@ -268,7 +268,7 @@ fn values_acknowledged_before_a_kill_are_in_the_database_exactly_once() {
             && metrics["backup"]["pending_rows"] == 0
             && metrics["durable_log"]["unsettled"] == 0
     });
-    service.signal(libc::SIGINT);
+    service.interrupt();
     let (status, _) = service.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{}", service.output());
 

@@ -110,7 +110,7 @@ fn a_full_disk_answers_503_with_the_reason_and_counts_polled_values_as_overflow(
     {
         let mut service = start(dir.path(), &env, false);
         service.wait_for_line("Press Ctrl+C to stop.");
-        service.signal(libc::SIGINT);
+        service.interrupt();
         service.wait_exit(Duration::from_secs(30));
     }
     let lock = lock_database(dir.path());
@@ -209,7 +209,7 @@ fn the_byte_cap_displaces_the_oldest_values_and_counts_them_as_overflow() {
     {
         let mut service = start(dir.path(), &env, false);
         service.wait_for_line("Press Ctrl+C to stop.");
-        service.signal(libc::SIGINT);
+        service.interrupt();
         service.wait_exit(Duration::from_secs(30));
     }
     let lock = lock_database(dir.path());
@@ -282,7 +282,7 @@ fn a_clean_stop_leaves_unwritten_values_in_the_log_and_the_next_start_writes_the
     {
         let mut service = start(dir.path(), &env, false);
         service.wait_for_line("Press Ctrl+C to stop.");
-        service.signal(libc::SIGINT);
+        service.interrupt();
         service.wait_exit(Duration::from_secs(30));
     }
     let lock = lock_database(dir.path());
@@ -296,7 +296,7 @@ fn a_clean_stop_leaves_unwritten_values_in_the_log_and_the_next_start_writes_the
         );
         assert_eq!(status, 200, "{body}");
     }
-    service.signal(libc::SIGINT);
+    service.interrupt();
     let (status, _) = service.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{}", service.output());
     assert!(
@@ -320,6 +320,6 @@ fn a_clean_stop_leaves_unwritten_values_in_the_log_and_the_next_start_writes_the
     let m = metrics(&base);
     assert_eq!(m["durable_log"]["recovered"], m["accounting"]["recovered"]);
     assert_eq!(m["buffer"]["durability"], "disk");
-    service.signal(libc::SIGINT);
+    service.interrupt();
     service.wait_exit(Duration::from_secs(30));
 }
