@@ -43,3 +43,45 @@ pub fn rss_bytes(field: &str) -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// Drop-oldest written with the obvious alternatives to the ring buffer, for the benchmarks
+/// that compare them doing the same work.
+pub mod drop_oldest {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    /// Stores `item` in a queue holding at most `capacity`, handing back the oldest item when
+    /// it had to make room.
+    pub fn mutex_push<T>(queue: &Mutex<VecDeque<T>>, capacity: usize, item: T) -> Option<T> {
+        let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+        let displaced = if queue.len() >= capacity {
+            queue.pop_front()
+        } else {
+            None
+        };
+        queue.push_back(item);
+        displaced
+    }
+
+    /// The same with a bounded channel: while it is full, take the oldest item out and try
+    /// again (two steps, so another thread may slip in between; the channel has no
+    /// single-step equivalent).
+    pub fn channel_push<T>(
+        tx: &crossbeam_channel::Sender<T>,
+        rx: &crossbeam_channel::Receiver<T>,
+        mut item: T,
+    ) -> Option<T> {
+        let mut displaced = None;
+        loop {
+            match tx.try_send(item) {
+                Ok(()) => return displaced,
+                Err(crossbeam_channel::TrySendError::Full(refused)) => {
+                    item = refused;
+                    displaced = rx.try_recv().ok().or(displaced);
+                }
+                // The benchmarks hold a receiver, so the channel never disconnects.
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => return displaced,
+            }
+        }
+    }
+}

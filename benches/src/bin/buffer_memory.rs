@@ -25,6 +25,10 @@ fn main() {
         std::mem::size_of::<tag_model::TagValue>()
     );
     println!(
+        "bytes per slot:         {} (RingBuffer::bytes_per_slot: the item and its stamp)",
+        RingBuffer::<tag_model::TagValue>::bytes_per_slot()
+    );
+    println!(
         "RSS before:             {:.1} MiB",
         before as f64 / 1048576.0
     );

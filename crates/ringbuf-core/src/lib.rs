@@ -1,30 +1,29 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod overflow;
 mod rate_limit;
+mod ring;
+mod sync;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::ArrayQueue;
-use crossbeam_utils::CachePadded;
-
 use rate_limit::RateLimit;
+use ring::Ring;
 
 /// How often at most the overflow warning is logged, however many items are displaced.
 pub const OVERFLOW_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A bounded MPMC queue that displaces its oldest item when full. Share it with `Arc`.
 pub struct RingBuffer<T> {
-    queue: ArrayQueue<T>,
-    overflow: AtomicU64,
-    /// Refuses pushes after `close` and lets `close` wait for the pushes in flight.
-    gate: Gate,
+    /// The slots and the one atomic word that says who owns which (see `ring.rs`).
+    ring: Ring<T>,
     /// The smallest threshold a sleeping consumer waits for, `usize::MAX` when none sleeps.
     /// Producers read only this on the fast path.
-    wake_at: AtomicUsize,
+    wake_at: CachePaddedUsize,
     /// Thresholds of the consumers inside `wait_for`.
     waiters: Mutex<Vec<usize>>,
     wakeup: Condvar,
@@ -32,6 +31,10 @@ pub struct RingBuffer<T> {
     /// What an overflow means where this buffer is used, added to the warning.
     overflow_note: OnceLock<Box<str>>,
 }
+
+/// `wake_at` is read by every push and written only when consumers go to sleep: its own
+/// cache line keeps it out of the way of the ring's busy word.
+type CachePaddedUsize = crossbeam_utils::CachePadded<AtomicUsize>;
 
 /// What ended a [`RingBuffer::wait_for`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,41 +88,23 @@ impl<T> std::error::Error for Closed<T> {}
 
 const NOBODY_WAITS: usize = usize::MAX;
 
-/// Counters of producers inside a push, one per stripe (a thread always uses the same one)
-/// so that producers on different cores do not fight over one cache line.
-const STRIPES: usize = 8;
-
-struct Gate {
-    closed: AtomicBool,
-    producers: [CachePadded<AtomicUsize>; STRIPES],
-}
-
-impl Gate {
-    fn new() -> Self {
-        Gate {
-            closed: AtomicBool::new(false),
-            producers: std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
-        }
-    }
-}
-
-static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
-}
-
 impl<T> RingBuffer<T> {
-    /// A buffer holding at most `capacity` items, allocated up front.
+    /// The largest capacity [`new`](Self::new) accepts: 134,217,728 items.
+    pub const MAX_CAPACITY: usize = ring::MAX_CAPACITY;
+
+    /// A buffer holding at most `capacity` items, allocated up front
+    /// (`capacity *` [`bytes_per_slot`](Self::bytes_per_slot) bytes).
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is above [`MAX_CAPACITY`](Self::MAX_CAPACITY).
     pub fn new(capacity: usize) -> Result<Self, ZeroCapacity> {
         if capacity == 0 {
             return Err(ZeroCapacity);
         }
         Ok(RingBuffer {
-            queue: ArrayQueue::new(capacity),
-            overflow: AtomicU64::new(0),
-            gate: Gate::new(),
-            wake_at: AtomicUsize::new(NOBODY_WAITS),
+            ring: Ring::new(capacity),
+            wake_at: CachePaddedUsize::new(AtomicUsize::new(NOBODY_WAITS)),
             waiters: Mutex::new(Vec::new()),
             wakeup: Condvar::new(),
             overflow_log: RateLimit::new(OVERFLOW_LOG_INTERVAL),
@@ -134,18 +119,25 @@ impl<T> RingBuffer<T> {
         self.overflow_note.set(note.into()).is_ok()
     }
 
+    /// Bytes the buffer allocates per item of capacity: the item itself plus an 8-byte stamp
+    /// (72 for a 64-byte item). Memory the items own elsewhere (their strings) is not
+    /// included.
+    pub const fn bytes_per_slot() -> usize {
+        Ring::<T>::slot_bytes()
+    }
+
     /// Stores `item`. Returns the oldest item if it had to be displaced to make room (one
     /// overflow is counted), or `Err(Closed(item))` after [`close`](Self::close).
+    // Inlined so the caller keeps the result in registers: a call with its register saves and
+    // its result written to memory cost as much as the push's one atomic swap.
+    #[inline(always)]
     pub fn push(&self, item: T) -> Result<Option<T>, Closed<T>> {
-        let Some(_producer) = self.enter() else {
-            return Err(Closed(item));
-        };
-        let displaced = self.queue.force_push(item);
-        if displaced.is_some() {
-            self.count_overflow(1);
+        let pushed = self.ring.push(item).map_err(Closed)?;
+        if pushed.log_overflow {
+            self.log_overflow();
         }
-        self.wake_consumers();
-        Ok(displaced)
+        self.wake_consumers(pushed.len);
+        Ok(pushed.displaced)
     }
 
     /// Stores every item, displacing the oldest as needed, or refuses the whole batch (handed
@@ -154,42 +146,30 @@ impl<T> RingBuffer<T> {
     where
         I: IntoIterator<Item = T>,
     {
-        let Some(_producer) = self.enter() else {
-            return Err(Closed(items));
-        };
-        let mut result = BatchPush::default();
-        for item in items {
-            result.pushed += 1;
-            if self.queue.force_push(item).is_some() {
-                result.displaced += 1;
-            }
+        let pushed = self.ring.push_batch(items).map_err(Closed)?;
+        // A batch that displaces always looks at the clock (once for the whole batch).
+        if pushed.displaced > 0 {
+            self.log_overflow();
         }
-        if result.displaced > 0 {
-            self.count_overflow(result.displaced as u64);
+        if pushed.pushed > 0 {
+            self.wake_consumers(pushed.len);
         }
-        self.wake_consumers();
-        Ok(result)
+        Ok(BatchPush {
+            pushed: pushed.pushed,
+            displaced: pushed.displaced,
+        })
     }
 
     /// Takes the oldest item.
+    #[inline]
     pub fn pop(&self) -> Option<T> {
-        self.queue.pop()
+        self.ring.pop()
     }
 
     /// Moves up to `max` of the oldest items, in order, to the end of `out`; returns how many.
+    /// The items are taken with one atomic operation, however many there are.
     pub fn drain_into(&self, out: &mut Vec<T>, max: usize) -> usize {
-        out.reserve(max.min(self.queue.len()));
-        let mut moved = 0;
-        while moved < max {
-            match self.queue.pop() {
-                Some(item) => {
-                    out.push(item);
-                    moved += 1;
-                }
-                None => break,
-            }
-        }
-        moved
+        self.ring.drain_into(out, max)
     }
 
     /// Blocks until the buffer holds at least `threshold` items ([`Wait::Ready`]), `timeout`
@@ -199,7 +179,7 @@ impl<T> RingBuffer<T> {
     /// satisfies it. Ready wins over Closed when both hold.
     pub fn wait_for(&self, threshold: usize, timeout: Duration) -> Wait {
         let threshold = threshold.min(self.capacity());
-        if self.queue.len() >= threshold {
+        if self.len() >= threshold {
             return Wait::Ready;
         }
         if self.is_closed() {
@@ -215,7 +195,7 @@ impl<T> RingBuffer<T> {
                 waiters.iter().copied().min().unwrap_or(NOBODY_WAITS),
                 Ordering::SeqCst,
             );
-            if self.queue.len() >= threshold {
+            if self.len() >= threshold {
                 break Wait::Ready;
             }
             if self.is_closed() {
@@ -247,36 +227,29 @@ impl<T> RingBuffer<T> {
     /// Refuses every later push and wakes every waiting consumer. When `close` returns, no
     /// push is still in progress, so a final drain sees every item that was accepted.
     pub fn close(&self) {
-        // A producer increments its stripe, then reads `closed`; we set `closed`, then read
-        // the stripes: one of us always sees the other, so no push lands after we return.
-        self.gate.closed.store(true, Ordering::SeqCst);
-        for producers in &self.gate.producers {
-            while producers.load(Ordering::SeqCst) != 0 {
-                std::thread::yield_now();
-            }
-        }
+        self.ring.close();
         let _waiters = self.lock_waiters();
         self.wakeup.notify_all();
     }
 
     /// Whether [`close`](Self::close) has been called.
     pub fn is_closed(&self) -> bool {
-        self.gate.closed.load(Ordering::SeqCst)
+        self.ring.is_closed()
     }
 
     /// Items held now.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.ring.len()
     }
 
     /// Whether the buffer holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.len() == 0
     }
 
     /// The most items the buffer holds.
     pub fn capacity(&self) -> usize {
-        self.queue.capacity()
+        self.ring.capacity()
     }
 
     /// Fill level in percent, 0.0 to 100.0.
@@ -286,20 +259,14 @@ impl<T> RingBuffer<T> {
 
     /// Items displaced since the buffer was created.
     pub fn overflow_count(&self) -> u64 {
-        self.overflow.load(Ordering::Relaxed)
+        self.ring.overflow_count()
     }
 
-    fn enter(&self) -> Option<ProducerGuard<'_>> {
-        let stripe = STRIPE.with(|stripe| *stripe);
-        let producers = &self.gate.producers[stripe];
-        producers.fetch_add(1, Ordering::SeqCst);
-        let guard = ProducerGuard { producers };
-        (!self.gate.closed.load(Ordering::SeqCst)).then_some(guard)
-    }
-
-    fn count_overflow(&self, displaced: u64) {
-        let total = self.overflow.fetch_add(displaced, Ordering::Relaxed) + displaced;
-        if self.overflow_log.allow(Instant::now()) {
+    #[cold]
+    #[inline(never)]
+    fn log_overflow(&self) {
+        if self.overflow_log.allow(rate_limit::now_nanos()) {
+            let total = self.overflow_count();
             match self.overflow_note.get() {
                 Some(note) => log::warn!(
                     "Buffer overflow: discarded oldest data (overflow_count={total}). {note}"
@@ -311,14 +278,22 @@ impl<T> RingBuffer<T> {
         }
     }
 
-    fn wake_consumers(&self) {
+    /// `len` is the length the push left behind: the waiter's threshold can only be crossed
+    /// by a push, and that push sees it.
+    #[inline]
+    fn wake_consumers(&self, len: usize) {
         let wake_at = self.wake_at.load(Ordering::SeqCst);
-        if wake_at != NOBODY_WAITS
-            && self.queue.len() >= wake_at
-            && self
-                .wake_at
-                .compare_exchange(wake_at, NOBODY_WAITS, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
+        if wake_at != NOBODY_WAITS && len >= wake_at {
+            self.wake_consumers_slow(wake_at);
+        }
+    }
+
+    #[cold]
+    fn wake_consumers_slow(&self, wake_at: usize) {
+        if self
+            .wake_at
+            .compare_exchange(wake_at, NOBODY_WAITS, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
         {
             // Taking the lock orders this notify after the waiter's check-then-sleep.
             let _waiters = self.lock_waiters();
@@ -329,17 +304,6 @@ impl<T> RingBuffer<T> {
     fn lock_waiters(&self) -> MutexGuard<'_, Vec<usize>> {
         // The list stays consistent even if a waiter panicked while holding the lock.
         self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Leaves the gate when a push ends, even by unwinding.
-struct ProducerGuard<'a> {
-    producers: &'a AtomicUsize,
-}
-
-impl Drop for ProducerGuard<'_> {
-    fn drop(&mut self) {
-        self.producers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

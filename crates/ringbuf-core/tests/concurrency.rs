@@ -304,3 +304,166 @@ fn no_lost_wakeups_under_churn() {
     assert_eq!(consumer.join().unwrap(), 20_000);
     assert_eq!(buffer.overflow_count(), 0);
 }
+
+/// Items of the MPMC test: one dropped inside the buffer (displaced by a batch push) is
+/// recorded, so that every accepted item can be found.
+struct Tracked(u64);
+
+static DROPPED_INSIDE: std::sync::Mutex<Tally> = std::sync::Mutex::new(Tally { count: 0, sum: 0 });
+
+impl Tracked {
+    /// The value, without counting a drop: it came out of the buffer.
+    fn take(self) -> u64 {
+        let value = self.0;
+        std::mem::forget(self);
+        value
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        DROPPED_INSIDE.lock().unwrap().add(self.0);
+    }
+}
+
+/// Several producers (single and batch pushes) and several consumers (pops and batches of
+/// several sizes) at once on a small buffer, so pushes displace, with `close` in the
+/// middle: every accepted item comes out exactly once (popped, handed back as displaced, or
+/// dropped by the batch push that displaced it), every refused item is handed back, and
+/// counts and sums match.
+#[test]
+fn mpmc_with_displacement_and_close_in_the_middle_loses_and_doubles_nothing() {
+    const PRODUCERS: u64 = 3;
+    const CONSUMERS: usize = 3;
+    let per_producer: u64 = if cfg!(miri) { 200 } else { 100_000 };
+    let buffer = Arc::new(RingBuffer::new(64).unwrap());
+    let pushes_done = Arc::new(AtomicU64::new(0));
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let (buffer, pushes_done) = (buffer.clone(), pushes_done.clone());
+            thread::spawn(move || {
+                let (mut accepted, mut refused) = (Tally::default(), Tally::default());
+                let mut handed_back = Vec::new();
+                let mut seq = 0;
+                while seq < per_producer {
+                    // Producer 0 pushes every fourth step as a batch of 4: a batch is stored
+                    // or refused whole, never split by the close.
+                    if p == 0 && seq % 16 == 0 && seq + 4 <= per_producer {
+                        let values: Vec<u64> = (seq..seq + 4).map(|s| item(p, s)).collect();
+                        match buffer.push_batch(values.iter().map(|&v| Tracked(v))) {
+                            Ok(done) => {
+                                assert_eq!(done.pushed, 4);
+                                values.iter().for_each(|&v| accepted.add(v));
+                            }
+                            Err(closed) => {
+                                let back: Vec<u64> =
+                                    closed.into_inner().map(|t| t.take()).collect();
+                                assert_eq!(back, values, "a refused batch comes back whole");
+                                values.iter().for_each(|&v| refused.add(v));
+                            }
+                        }
+                        seq += 4;
+                    } else {
+                        let value = item(p, seq);
+                        match buffer.push(Tracked(value)) {
+                            Ok(old) => {
+                                accepted.add(value);
+                                handed_back.extend(old.map(Tracked::take));
+                            }
+                            Err(closed) => {
+                                assert_eq!(closed.into_inner().take(), value);
+                                refused.add(value);
+                            }
+                        }
+                        seq += 1;
+                    }
+                    pushes_done.store(seq, Ordering::Relaxed);
+                }
+                (accepted, refused, handed_back)
+            })
+        })
+        .collect();
+    let consumers: Vec<_> = (0..CONSUMERS)
+        .map(|c| {
+            let buffer = buffer.clone();
+            thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut batch = Vec::new();
+                loop {
+                    let closed = buffer.is_closed();
+                    let before = seen.len();
+                    if c == 0 {
+                        seen.extend(buffer.pop().map(Tracked::take));
+                    } else {
+                        buffer.drain_into(&mut batch, 1 + 7 * c);
+                        seen.extend(batch.drain(..).map(Tracked::take));
+                    }
+                    if closed && buffer.is_empty() {
+                        return seen;
+                    }
+                    if seen.len() == before {
+                        thread::yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // Close in the middle: once producer 0 is about half way.
+    while pushes_done.load(Ordering::Relaxed) < per_producer / 2 {
+        thread::yield_now();
+    }
+    buffer.close();
+    let held_at_close = buffer.len();
+
+    let (mut accepted, mut refused) = (Tally::default(), Tally::default());
+    let mut handed_back = Vec::new();
+    for handle in producers {
+        let (a, r, d) = handle.join().unwrap();
+        accepted.count += a.count;
+        accepted.sum = accepted.sum.wrapping_add(a.sum);
+        refused.count += r.count;
+        refused.sum = refused.sum.wrapping_add(r.sum);
+        handed_back.extend(d);
+    }
+    let popped: Vec<u64> = consumers
+        .into_iter()
+        .flat_map(|handle| handle.join().unwrap())
+        .collect();
+    let dropped_inside = std::mem::take(&mut *DROPPED_INSIDE.lock().unwrap());
+
+    assert!(buffer.is_empty());
+    assert!(held_at_close <= buffer.capacity());
+    assert!(refused.count > 0, "the close came after every push");
+    assert!(accepted.count > 0, "the close came before any push");
+    assert!(
+        !handed_back.is_empty(),
+        "nothing was displaced: the test needs a smaller buffer"
+    );
+
+    // Every item pushed is accepted or refused, once.
+    let all = PRODUCERS * per_producer;
+    let all_sum = (0..PRODUCERS)
+        .flat_map(|p| (0..per_producer).map(move |s| item(p, s)))
+        .fold(0u64, u64::wrapping_add);
+    assert_eq!(accepted.count + refused.count, all);
+    assert_eq!(accepted.sum.wrapping_add(refused.sum), all_sum);
+
+    // Every accepted item comes out exactly once.
+    let mut once = HashSet::new();
+    for &value in popped.iter().chain(&handed_back) {
+        assert!(once.insert(value), "{value:#x} came out twice");
+    }
+    let out_count = popped.len() as u64 + handed_back.len() as u64 + dropped_inside.count;
+    let out_sum = popped
+        .iter()
+        .chain(&handed_back)
+        .fold(dropped_inside.sum, |sum, &v| sum.wrapping_add(v));
+    assert_eq!(out_count, accepted.count, "accepted = popped + displaced");
+    assert_eq!(out_sum, accepted.sum);
+    assert_eq!(
+        buffer.overflow_count(),
+        handed_back.len() as u64 + dropped_inside.count,
+        "every displacement is counted once"
+    );
+}

@@ -45,11 +45,46 @@ fn overflow_is_logged_at_warn_and_rate_limited() {
 
     std::thread::sleep(Duration::from_millis(1100));
     buffer.push_batch(0..5).unwrap();
+    {
+        let lines = LINES.lock().unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[1].1,
+            "Buffer overflow: discarded oldest data (overflow_count=100005)"
+        );
+    }
+
+    // Overflow that starts again after the buffer had room is logged at its first item.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(buffer.pop().is_some());
+    assert_eq!(buffer.push(7).unwrap(), None);
+    assert!(buffer.push(8).unwrap().is_some());
+    {
+        let lines = LINES.lock().unwrap();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(
+            lines[2].1,
+            "Buffer overflow: discarded oldest data (overflow_count=100006)"
+        );
+    }
+
+    // Overflow that never stopped looks at the clock every 64 displacements: a second
+    // later the next line comes within 64 more.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut pushes = 0;
+    while LINES.lock().unwrap().len() == 3 {
+        assert!(pushes < 64, "no line within 64 displacements");
+        assert!(buffer.push(9).unwrap().is_some());
+        pushes += 1;
+    }
     let lines = LINES.lock().unwrap();
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 4);
     assert_eq!(
-        lines[1].1,
-        "Buffer overflow: discarded oldest data (overflow_count=100005)"
+        lines[3].1,
+        format!(
+            "Buffer overflow: discarded oldest data (overflow_count={})",
+            100_006 + pushes
+        )
     );
     drop(lines);
 
@@ -64,7 +99,7 @@ fn overflow_is_logged_at_warn_and_rate_limited() {
     noted.push(2).unwrap();
     let lines = LINES.lock().unwrap();
     assert_eq!(
-        lines[2].1,
+        lines[4].1,
         "Buffer overflow: discarded oldest data (overflow_count=1). Check the backup disk."
     );
 }
