@@ -383,14 +383,17 @@ fn mpmc_with_displacement_and_close_in_the_middle_loses_and_doubles_nothing() {
             })
         })
         .collect();
+    // Set once `close` has returned: `is_closed` turns true as `close` begins, while a batch
+    // admitted before it may still be pushing; the contract is about `close` returning.
+    let close_returned = Arc::new(AtomicBool::new(false));
     let consumers: Vec<_> = (0..CONSUMERS)
         .map(|c| {
-            let buffer = buffer.clone();
+            let (buffer, close_returned) = (buffer.clone(), close_returned.clone());
             thread::spawn(move || {
                 let mut seen = Vec::new();
                 let mut batch = Vec::new();
                 loop {
-                    let closed = buffer.is_closed();
+                    let closed = close_returned.load(Ordering::SeqCst);
                     let before = seen.len();
                     if c == 0 {
                         seen.extend(buffer.pop().map(Tracked::take));
@@ -414,6 +417,7 @@ fn mpmc_with_displacement_and_close_in_the_middle_loses_and_doubles_nothing() {
         thread::yield_now();
     }
     buffer.close();
+    close_returned.store(true, Ordering::SeqCst);
     let held_at_close = buffer.len();
 
     let (mut accepted, mut refused) = (Tally::default(), Tally::default());
