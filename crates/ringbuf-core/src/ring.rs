@@ -69,6 +69,8 @@ const TAIL_MASK: u64 = (1 << TAIL_BITS) - 1;
 const LEN_SHIFT: u32 = TAIL_BITS;
 const LEN_ONE: u64 = 1 << LEN_SHIFT;
 const LEN_MASK: u64 = (1 << (63 - LEN_SHIFT)) - 1;
+/// The len field in place: a word with none of these bits holds no item.
+const LEN_FIELD: u64 = LEN_MASK << LEN_SHIFT;
 /// Stamps are positions shifted left by one; their arithmetic wraps here.
 const STAMP_MASK: u64 = (1 << (TAIL_BITS + 1)) - 1;
 
@@ -81,6 +83,8 @@ pub(crate) const MAX_CAPACITY: usize = 1 << 27;
 #[derive(Clone, Copy, Debug)]
 struct Layout {
     capacity: u64,
+    /// `capacity - 1`: the index after which a position moves to the next lap.
+    last_index: u64,
     /// `one_lap - 1`: the index bits of a position.
     index_mask: u64,
     one_lap: u64,
@@ -99,26 +103,31 @@ impl Layout {
         debug_assert!(TAIL_BITS >= index_bits + 8 && capacity <= LEN_MASK);
         Layout {
             capacity,
+            last_index: capacity - 1,
             index_mask: (1 << index_bits) - 1,
             one_lap: 1 << index_bits,
             full_len: capacity << LEN_SHIFT,
         }
     }
 
-    /// The word after a push into `word`: tail + 1, and len + 1 unless the ring is full (then
-    /// head moves on with the tail: the oldest item is displaced).
+    /// The word after a push into `word`: tail + 1, and len + 1 unless the ring is full
+    /// (then head moves on with the tail: the oldest item is displaced).
     #[inline(always)]
-    fn pushed(&self, word: u64) -> (u64, bool) {
-        let full = word & !CLOSED >= self.full_len;
-        let grown = if full { 0 } else { LEN_ONE };
-        let tail = self.tail(word);
-        let new = if tail & self.index_mask != self.capacity - 1 {
+    fn pushed(&self, word: u64) -> u64 {
+        let grown = if self.is_full(word) { 0 } else { LEN_ONE };
+        if word & self.index_mask != self.last_index {
             // Within the lap, tail + 1 carries into nothing.
             word + 1 + grown
         } else {
-            ((word & !TAIL_MASK) + grown) | self.advance(tail, 1)
-        };
-        (new, full)
+            // The last index of a lap: the tail goes to index 0 of the next lap.
+            ((word & !TAIL_MASK) + grown) | ((word | self.index_mask) + 1) & TAIL_MASK
+        }
+    }
+
+    /// Whether the ring of `word` holds `capacity` items.
+    #[inline(always)]
+    fn is_full(&self, word: u64) -> bool {
+        word & !CLOSED >= self.full_len
     }
 
     #[inline(always)]
@@ -374,103 +383,192 @@ impl<T> Ring<T> {
 
     #[inline(always)]
     fn push_admitted(&self, item: T, admission: Admission) -> Result<Pushed<T>, T> {
-        let layout = &self.layout;
-        let word = &self.shared.word;
-        let mut current = word.load(Ordering::Relaxed);
-        let mut backoff = Backoff::new();
-        let (tail, full, new) = loop {
-            if current & CLOSED != 0 && admission == Admission::OpenOnly {
-                return Err(item);
-            }
-            let (new, full) = layout.pushed(current);
-            match word.compare_exchange_weak(current, new, Ordering::SeqCst, Ordering::Relaxed) {
-                Ok(_) => break (layout.tail(current), full, new),
-                Err(actual) => {
-                    current = actual;
-                    backoff.spin();
-                }
-            }
+        let Some((current, new)) = self.claim_push(admission) else {
+            return Err(item);
         };
-        // We own position `tail` (invariant 1) and, if full, the item one lap before it
-        // (invariant 2).
-        let slot = &self.slots[layout.index(tail)];
-        if full {
-            let own_count = self.overflow.add_one();
-            slot.wait_for(Layout::full(layout.previous_lap(tail)));
-            // SAFETY: the stamp says the slot holds the initialised item of the previous
-            // lap, which our swap took (invariants 2 to 4); nobody else touches the value
-            // until we store the next stamp.
-            let old = slot
-                .value
-                .with_mut(|value| unsafe { value.replace(MaybeUninit::new(item)).assume_init() });
-            slot.stamp.store(Layout::full(tail), Ordering::Release);
-            let run = &self.shared.overflow_run;
-            let log_overflow = if !run.load(Ordering::Relaxed) {
-                run.store(true, Ordering::Relaxed);
-                true
-            } else {
-                own_count % CLOCK_EVERY == 0
-            };
-            Ok(Pushed {
-                displaced: Some(old),
-                len: layout.len(new) as usize,
-                log_overflow,
-            })
-        } else {
-            slot.wait_for(Layout::free(tail));
-            // SAFETY: the stamp says the slot is free for position `tail`, which our swap
-            // gave us alone (invariants 1 and 3).
-            slot.value
-                .with_mut(|value| unsafe { value.write(MaybeUninit::new(item)) });
-            slot.stamp.store(Layout::full(tail), Ordering::Release);
-            Ok(Pushed {
-                displaced: None,
-                len: layout.len(new) as usize,
-                log_overflow: false,
-            })
+        // We own position `tail` (invariant 1) and, if the ring was full, the item one lap
+        // before it (invariant 2).
+        let layout = &self.layout;
+        let tail = layout.tail(current);
+        let index = tail & layout.index_mask;
+        if layout.is_full(current) {
+            return Ok(self.displace(index, tail, item, new));
         }
+        let slot = self.slot(index);
+        slot.wait_for(Layout::free(tail));
+        // SAFETY: the stamp says the slot is free for position `tail`, which our swap gave us
+        // alone (invariants 1 and 3).
+        slot.value
+            .with_mut(|value| unsafe { value.write(MaybeUninit::new(item)) });
+        slot.stamp.store(Layout::full(tail), Ordering::Release);
+        Ok(Pushed {
+            displaced: None,
+            len: layout.len(new) as usize,
+            log_overflow: false,
+        })
+    }
+
+    /// The swap of a push: returns the word before and after it, or `None` when the ring is
+    /// closed to this push. The first try is inline; retries (another thread changed the word
+    /// first) are out of line, so the uncontended path keeps its registers.
+    #[inline(always)]
+    fn claim_push(&self, admission: Admission) -> Option<(u64, u64)> {
+        let word = &self.shared.word;
+        let current = word.load(Ordering::Relaxed);
+        if current & CLOSED != 0 && admission == Admission::OpenOnly {
+            return None;
+        }
+        let new = self.layout.pushed(current);
+        match word.compare_exchange_weak(current, new, Ordering::SeqCst, Ordering::Relaxed) {
+            Ok(_) => Some((current, new)),
+            Err(actual) => self.claim_push_contended(actual, admission),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn claim_push_contended(&self, mut current: u64, admission: Admission) -> Option<(u64, u64)> {
+        let mut backoff = Backoff::new();
+        loop {
+            backoff.spin();
+            if current & CLOSED != 0 && admission == Admission::OpenOnly {
+                return None;
+            }
+            let new = self.layout.pushed(current);
+            match self.shared.word.compare_exchange_weak(
+                current,
+                new,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some((current, new)),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// The rest of a push whose swap took position `tail` (at `index`) and the item one lap
+    /// before it: swaps the items, counts the displacement.
+    #[inline(always)]
+    fn displace(&self, index: u64, tail: u64, item: T, new: u64) -> Pushed<T> {
+        let own_count = self.overflow.add_one();
+        let slot = self.slot(index);
+        slot.wait_for(Layout::full(self.layout.previous_lap(tail)));
+        // SAFETY: the stamp says the slot holds the initialised item of the previous lap,
+        // which our swap took (invariants 2 to 4); nobody else touches the value until we
+        // store the next stamp.
+        let old = slot
+            .value
+            .with_mut(|value| unsafe { value.replace(MaybeUninit::new(item)).assume_init() });
+        slot.stamp.store(Layout::full(tail), Ordering::Release);
+        let run = &self.shared.overflow_run;
+        let log_overflow = if !run.load(Ordering::Relaxed) {
+            run.store(true, Ordering::Relaxed);
+            true
+        } else {
+            own_count % CLOCK_EVERY == 0
+        };
+        Pushed {
+            displaced: Some(old),
+            len: self.layout.len(new) as usize,
+            log_overflow,
+        }
+    }
+
+    /// The slot at `index`, an index from a position's low bits.
+    #[inline(always)]
+    fn slot(&self, index: u64) -> &Slot<T> {
+        debug_assert!(index < self.layout.capacity);
+        // SAFETY: every position the ring uses has an index below the capacity, and there
+        // are `capacity` slots. Positions start at index 0 of a lap and change only by
+        // `advance` and `back` (which keep the index below the capacity, wrapping to the
+        // next or previous lap), `next_lap` and `previous_lap` (which keep the index), and
+        // the mask of the tail field (a multiple of a lap, so the index bits survive it).
+        unsafe { self.slots.get_unchecked(index as usize) }
     }
 
     /// Takes up to `max` of the oldest positions in one swap; returns the first and the count.
     #[inline(always)]
     fn take(&self, max: u64) -> Option<(u64, u64)> {
-        let layout = &self.layout;
         let word = &self.shared.word;
-        let mut current = word.load(Ordering::Relaxed);
+        let current = word.load(Ordering::Relaxed);
+        let n = self.layout.len(current).min(max);
+        if n == 0 {
+            return None;
+        }
+        let taken = match word.compare_exchange_weak(
+            current,
+            current - (n << LEN_SHIFT),
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => (current, n),
+            Err(actual) => self.take_contended(actual, max)?,
+        };
+        self.room_made();
+        Some((self.layout.head(taken.0), taken.1))
+    }
+
+    /// The retries of [`take`](Self::take): returns the word before our swap and the count.
+    #[cold]
+    #[inline(never)]
+    fn take_contended(&self, mut current: u64, max: u64) -> Option<(u64, u64)> {
         let mut backoff = Backoff::new();
         loop {
-            let n = layout.len(current).min(max);
+            backoff.spin();
+            let n = self.layout.len(current).min(max);
             if n == 0 {
                 return None;
             }
-            let new = current - (n << LEN_SHIFT);
-            match word.compare_exchange_weak(current, new, Ordering::SeqCst, Ordering::Relaxed) {
-                Ok(_) => {
-                    // The ring has room again: a displacement after this starts a new run.
-                    let run = &self.shared.overflow_run;
-                    if run.load(Ordering::Relaxed) {
-                        run.store(false, Ordering::Relaxed);
-                    }
-                    return Some((layout.head(current), n));
-                }
-                Err(actual) => {
-                    current = actual;
-                    backoff.spin();
-                }
+            match self.shared.word.compare_exchange_weak(
+                current,
+                current - (n << LEN_SHIFT),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some((current, n)),
+                Err(actual) => current = actual,
             }
+        }
+    }
+
+    /// A consumer took items, so the ring has room again: a displacement after this starts
+    /// a new run (and looks at the clock for the overflow warning).
+    #[inline(always)]
+    fn room_made(&self) {
+        let run = &self.shared.overflow_run;
+        if run.load(Ordering::Relaxed) {
+            run.store(false, Ordering::Relaxed);
         }
     }
 
     /// Moves the item at `position`, which [`take`](Self::take) gave us, out of its slot.
     #[inline(always)]
     fn take_item(&self, position: u64) -> T {
-        self.slots[self.layout.index(position)].take(position, self.layout.next_lap(position))
+        self.slot(position & self.layout.index_mask)
+            .take(position, self.layout.next_lap(position))
     }
 
+    /// Takes the oldest item: [`take`](Self::take) for one item, with the count test and
+    /// the subtraction of a single item.
     #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
-        let (position, _) = self.take(1)?;
-        Some(self.take_item(position))
+        let word = &self.shared.word;
+        let current = word.load(Ordering::Relaxed);
+        if current & LEN_FIELD == 0 {
+            return None;
+        }
+        let current = match word.compare_exchange_weak(
+            current,
+            current - LEN_ONE,
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => current,
+            Err(actual) => self.take_contended(actual, 1)?.0,
+        };
+        self.room_made();
+        Some(self.take_item(self.layout.head(current)))
     }
 
     /// Moves up to `max` of the oldest items to the end of `out`, with one swap.
