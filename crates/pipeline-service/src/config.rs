@@ -305,11 +305,16 @@ fn text(vars: &Vars, names: &[&'static str]) -> Option<String> {
 
 /// Bytes the ring buffer takes for `capacity` values. It is allocated (and touched) when the
 /// service starts, whatever the load: each slot holds a [`tag_model::TagValue`] and the
-/// ring's sequence stamp. PLC codes and addresses are shared strings, not counted per slot.
+/// ring's sequence stamp, as the ring itself reports. PLC codes and addresses are shared
+/// strings, not counted per slot.
 pub fn buffer_memory_estimate(capacity: usize) -> u64 {
-    let slot = std::mem::size_of::<tag_model::TagValue>() + std::mem::size_of::<u64>();
+    let slot = ringbuf_core::RingBuffer::<tag_model::TagValue>::bytes_per_slot();
     capacity as u64 * slot as u64
 }
+
+// The largest BUFFER_MAX_SIZE accepted (see `number` below) is one the ring can hold: above
+// its maximum the ring would panic instead of the setting being refused.
+const _: () = assert!(100_000_000 <= ringbuf_core::RingBuffer::<tag_model::TagValue>::MAX_CAPACITY);
 
 /// Refuses a BUFFER_MAX_SIZE whose ring buffer would not fit in `available` bytes of memory
 /// (unknown: no check), naming the estimate and the largest size that fits.
@@ -1282,6 +1287,10 @@ mod tests {
     fn the_buffer_memory_estimate_is_checked_against_available_memory() {
         // 64-byte values plus the ring's 8-byte stamp.
         assert_eq!(buffer_memory_estimate(1), 72);
+        assert_eq!(
+            buffer_memory_estimate(1),
+            ringbuf_core::RingBuffer::<tag_model::TagValue>::bytes_per_slot() as u64
+        );
         assert_eq!(buffer_memory_estimate(100_000_000), 7_200_000_000);
         assert_eq!(human_bytes(buffer_memory_estimate(100_000)), "6.9 MiB");
         let gib = 1u64 << 30;
