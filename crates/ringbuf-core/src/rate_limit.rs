@@ -91,9 +91,7 @@ mod tests {
         let limit = RateLimit::new(Duration::from_secs(1));
         // Under Miri (which checks for undefined behaviour, not counts) a shorter burst.
         let calls: u64 = if cfg!(miri) { 10_000 } else { 1_000_000 };
-        let allowed = (0..calls)
-            .filter(|&i| limit.allow(7 + i * 900))
-            .count();
+        let allowed = (0..calls).filter(|&i| limit.allow(7 + i * 900)).count();
         assert_eq!(allowed, 1);
     }
 
