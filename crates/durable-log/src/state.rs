@@ -141,8 +141,10 @@ impl Counters {
     }
 
     pub(crate) fn sub(counter: &AtomicU64, n: u64) {
-        // Saturating: a figure never wraps, even if damage was counted oddly.
+        // An underflow is a counting bug (one hid the unread race of 698b4a3): loud in debug
+        // builds and tests; saturating in release, so a figure never wraps in the field.
         let _ = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |value| {
+            debug_assert!(value >= n, "counter underflow: {value} - {n}");
             Some(value.saturating_sub(n))
         });
     }
