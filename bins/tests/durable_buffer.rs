@@ -359,7 +359,7 @@ fn a_damaged_log_is_skipped_record_by_record_and_everything_intact_is_written() 
         // Creates the table, so that the lock below can be taken.
         let mut service = start(dir.path(), &env, false);
         service.wait_for_line("Press Ctrl+C to stop.");
-        service.signal(libc::SIGINT);
+        service.interrupt();
         service.wait_exit(Duration::from_secs(30));
     }
     let lock = lock_database(dir.path());
@@ -373,7 +373,7 @@ fn a_damaged_log_is_skipped_record_by_record_and_everything_intact_is_written() 
         );
         assert_eq!(status, 200, "{body}");
     }
-    service.signal(libc::SIGINT);
+    service.interrupt();
     let (status, _) = service.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{}", service.output());
     drop(lock);
@@ -430,13 +430,13 @@ fn a_damaged_log_is_skipped_record_by_record_and_everything_intact_is_written() 
     let (status, health) = get(&format!("{base}/api/buffer/health"));
     assert_eq!(status, 503, "{health}");
     assert!(health.contains("damaged record"), "{health}");
-    service.signal(libc::SIGINT);
+    service.interrupt();
     let (status, _) = service.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{}", service.output());
     // Settled after the restart, nothing is written twice at the next one.
     let mut service = start(dir.path(), &env, false);
     service.wait_for_line("Press Ctrl+C to stop.");
-    service.signal(libc::SIGINT);
+    service.interrupt();
     service.wait_exit(Duration::from_secs(30));
     assert_eq!(
         count_rows(&dir.path().join("db.sqlite"), ""),
