@@ -352,3 +352,68 @@ fn start_all_polls_and_subscribes_to_asyncua_with_the_opcua_example() {
         "the client certificate was created on first start"
     );
 }
+
+/// An OPC UA server that hangs (SIGSTOP: its socket stays open, nothing is answered) while
+/// start_all polls it, with a read timeout far longer than a shutdown may take: SIGTERM still
+/// ends the service promptly with exit 0 (the group waiting on the server is abandoned, and
+/// says so), and the values read before the hang are in the database.
+#[test]
+fn start_all_stops_promptly_while_its_opcua_server_hangs() {
+    let Some(sims) = simulators("start_all_stops_promptly_while_its_opcua_server_hangs") else {
+        return;
+    };
+    let server = sims.opcua(0, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let name = "opcua_example.toml";
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config")
+            .join(name),
+    )
+    .expect("bundled example");
+    let endpoint = "endpoint = \"opc.tcp://127.0.0.1:4840/test\"";
+    assert!(text.contains(endpoint) && text.contains("timeout_ms = 5000"));
+    std::fs::write(
+        dir.path().join(name),
+        text.replace(
+            endpoint,
+            &format!("endpoint = \"opc.tcp://127.0.0.1:{}/test\"", server.port()),
+        )
+        .replace("timeout_ms = 5000", "timeout_ms = 120000"),
+    )
+    .unwrap();
+    let mut command = command("start_all", dir.path(), &[]);
+    command.args(["--config", name]);
+    let mut service = Running::spawn(command);
+    let base = service.base_url();
+    eventually("the groups to poll", || {
+        let status = get_json(&format!("{base}/api/polling/status"));
+        status["groups"][0]["polls"].as_u64() >= Some(2)
+            && status["groups"][1]["connected"].as_bool() == Some(true)
+    });
+    server.pause();
+    // The FIXED group polls every second: its next Read is now waiting (up to 120 s).
+    std::thread::sleep(Duration::from_millis(2500));
+    service.signal(libc::SIGTERM);
+    let (exit, took) = service.wait_exit(Duration::from_secs(60));
+    assert!(exit.success(), "{}", service.output());
+    assert!(
+        took < Duration::from_secs(30),
+        "shutdown waited {took:?} on the hung server:\n{}",
+        service.output()
+    );
+    assert!(
+        service
+            .output()
+            .contains("Polling group LINE1_POLLED is still waiting for its PLC"),
+        "{}",
+        service.output()
+    );
+    let rows = timed_rows(&dir.path().join("data/tag_values.db"), "UA_PLC01");
+    assert!(
+        rows.iter()
+            .any(|r| r.0 == "ns=2;s=Double" && r.1 == Some(1.5) && r.2 == "GOOD"),
+        "{rows:?}"
+    );
+    server.resume();
+}

@@ -471,6 +471,9 @@ struct Poller<'a> {
     connected: bool,
     next_connect: Instant,
     backoff: Duration,
+    /// Why the link went down or the last connect failed (shown with "not connected" until a
+    /// connect succeeds).
+    connect_error: Option<String>,
     filter: ExceptionFilter,
 }
 
@@ -483,6 +486,7 @@ fn run_group(shared: &Arc<Shared>, index: usize, driver: Box<dyn PlcDriver>) {
         connected: false,
         next_connect: Instant::now(),
         backoff: shared.options.reconnect_min,
+        connect_error: None,
         filter: ExceptionFilter::new(&group.config.tags),
     };
     match group.config.mode {
@@ -589,8 +593,11 @@ fn run_subscription(poller: &mut Poller<'_>, request: &SubscriptionRequest, sink
                 poller.mark_outage();
                 outage_marked = true;
             }
-            let error = poller.group.lock().last_error.clone();
-            poller.note_link(error.or_else(|| Some("not connected".into())));
+            let error = match &poller.connect_error {
+                Some(why) => format!("not connected: {why}"),
+                None => "not connected".to_owned(),
+            };
+            poller.note_link(Some(error));
             continue;
         }
         match poller
@@ -763,6 +770,7 @@ impl Poller<'_> {
                     }
                     self.connected = true;
                     self.backoff = self.shared.options.reconnect_min;
+                    self.connect_error = None;
                 }
                 Err(error) => self.schedule_reconnect(&error.to_string()),
             }
@@ -834,10 +842,11 @@ impl Poller<'_> {
         }
     }
 
-    /// A SUBSCRIPTION group's link state in its status.
+    /// A SUBSCRIPTION group's link state in its status. The link is checked every
+    /// [`LINK_CHECK`]; an error counts when it starts or changes, not at every check.
     fn note_link(&mut self, error: Option<String>) {
         let mut state = self.group.lock();
-        if error.is_some() {
+        if error.is_some() && state.last_error != error {
             state.errors += 1;
         }
         state.connected = self.connected && error.is_none();
@@ -903,10 +912,10 @@ impl Poller<'_> {
         let read = if self.ensure_connected() {
             self.driver.read_samples(&group.plan)
         } else {
-            Err(DriverError::new(format!(
-                "PLC {} not connected",
-                config.plc_code
-            )))
+            Err(DriverError::new(match &self.connect_error {
+                Some(why) => format!("PLC {} not connected: {why}", config.plc_code),
+                None => format!("PLC {} not connected", config.plc_code),
+            }))
         };
         let previous = group.lock().last_error.clone();
         let (results, failure) = match read {
@@ -1030,5 +1039,6 @@ impl Poller<'_> {
         );
         self.next_connect = Instant::now() + self.backoff;
         self.backoff = (self.backoff * 2).min(self.shared.options.reconnect_max);
+        self.connect_error = Some(error.to_owned());
     }
 }

@@ -391,6 +391,9 @@ fn opcua_server_stopped_and_started_again_reconnects_and_restores_the_subscripti
         let sub = status(&engine, "SUB");
         !sub.connected
             && sub.last_error.is_some()
+            && logs()
+                .iter()
+                .any(|l| l.contains("SUB: PLC OPC1") && l.contains("keep-alives in a row"))
             && of(&received, "ns=2;s=Double")
                 .iter()
                 .any(|(v, q, _)| v.is_none() && *q == Quality::Bad)
@@ -440,6 +443,98 @@ fn opcua_server_stopped_and_started_again_reconnects_and_restores_the_subscripti
     });
     assert!(status(&engine, "SUB").last_error.is_none());
     assert_eq!(engine.stop(), 2);
+    drop(server);
+}
+
+/// A server that hangs (SIGSTOP: its sockets stay open, nothing is answered), with the
+/// driver's default timeouts: the polled group stores BAD once its read is not answered in
+/// time, the subscription group notices through failed keep-alives, both come back when the
+/// server does, and a stop while a read waits on the hung server does not wait for it.
+#[test]
+fn opcua_server_that_hangs_is_bad_then_recovers_and_stop_does_not_wait_on_it() {
+    let Some(sims) =
+        simulators("opcua_server_that_hangs_is_bad_then_recovers_and_stop_does_not_wait_on_it")
+    else {
+        return;
+    };
+    captured();
+    let server = sims.opcua(0, &[]);
+    let pki = tempfile::tempdir().unwrap();
+    let config = config(&format!(
+        "{}[[group]]\nname = \"POLLED\"\nmode = \"FIXED\"\ninterval_ms = 200\nplc_code = \"OPC1\"\n\
+         tags = [\"ns=2;s=Float\"]\n\
+         [[group]]\nname = \"SUB\"\nmode = \"SUBSCRIPTION\"\npublishing_interval_ms = 200\n\
+         plc_code = \"OPC1\"\ntags = [\"ns=2;s=Double\"]\n",
+        plc(server.port(), pki.path(), "")
+    ));
+    let (engine, received) = engine_with(&config);
+    wait_for("both groups connected", || {
+        status(&engine, "POLLED").connected && status(&engine, "SUB").connected
+    });
+    wait_for("values", || {
+        !of(&received, "ns=2;s=Float").is_empty() && !of(&received, "ns=2;s=Double").is_empty()
+    });
+
+    server.pause();
+    wait_for(
+        "BAD values of the polled group, its read unanswered",
+        || {
+            let polled = status(&engine, "POLLED");
+            !polled.connected
+                && polled
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("no answer within"))
+                && of(&received, "ns=2;s=Float")
+                    .iter()
+                    .any(|(v, q, _)| v.is_none() && *q == Quality::Bad)
+        },
+    );
+    // The keep-alives (every 5 s by default) go unanswered: the session is closed.
+    wait_for("the subscription group marked BAD and disconnected", || {
+        let sub = status(&engine, "SUB");
+        !sub.connected
+            && sub.last_error.is_some()
+            && logs()
+                .iter()
+                .any(|l| l.contains("SUB: PLC OPC1") && l.contains("keep-alives in a row"))
+            && of(&received, "ns=2;s=Double")
+                .iter()
+                .any(|(v, q, _)| v.is_none() && *q == Quality::Bad)
+    });
+    // Rechecked every 200 ms, the outage is one error, not five a second.
+    let errors = status(&engine, "SUB").errors;
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(status(&engine, "SUB").errors <= errors + 1);
+
+    server.resume();
+    wait_for("both groups connected again", || {
+        status(&engine, "POLLED").connected && status(&engine, "SUB").connected
+    });
+    set(
+        &server,
+        "Double",
+        "-4.5",
+        "Good",
+        "2024-07-01T00:00:00.000001",
+    );
+    wait_for("the subscription delivering again", || {
+        of(&received, "ns=2;s=Double").iter().any(|(v, q, t)| {
+            *v == Some(-4.5) && *q == Quality::Good && *t == at("2024-07-01T00:00:00.000001")
+        })
+    });
+
+    // Hung again: the next poll's Read waits up to 5.5 s for its answer; stop does not.
+    server.pause();
+    std::thread::sleep(Duration::from_millis(1000));
+    let started = Instant::now();
+    let outcome = engine.stop_within(polling_engine::STOP_GRACE);
+    let took = started.elapsed();
+    assert_eq!(outcome.stopped + outcome.abandoned.len(), 2, "{outcome:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "stop waited {took:?} on a hung server ({outcome:?})"
+    );
     drop(server);
 }
 

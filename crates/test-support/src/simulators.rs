@@ -245,6 +245,27 @@ impl Simulator {
         }
     }
 
+    /// Freezes it with SIGSTOP (a peer that hangs: its connections stay open and the kernel
+    /// still accepts new ones, but nothing is answered). Unix only; [`Simulator::resume`]
+    /// thaws it, dropping it kills it either way.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Thaws a [`Simulator::pause`]d simulator (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -{name} {} failed", self.child.id());
+    }
+
     /// Kills it (a PLC that dies mid-run).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

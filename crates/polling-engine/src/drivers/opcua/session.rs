@@ -418,6 +418,8 @@ where
     T: opcua::client::transport::Connector + Send + Sync + 'static,
 {
     let mut stream = std::pin::pin!(event_loop.enter());
+    // Failed keep-alives in a row: the reason a hung server's session ends.
+    let mut failed_keep_alives: Vec<String> = Vec::new();
     let ended = loop {
         match stream.next().await {
             Some(Ok(SessionPollResult::Reconnected(_))) => {
@@ -427,6 +429,7 @@ where
                 break format!("connection lost: {}", status_name(status));
             }
             Some(Ok(SessionPollResult::SessionActivity(SessionActivity::KeepAliveSucceeded))) => {
+                failed_keep_alives.clear();
                 let sink = shared
                     .sink
                     .lock()
@@ -440,10 +443,19 @@ where
                 status,
             )))) => {
                 log::debug!("OPC UA keep-alive failed: {}", status_name(status));
+                failed_keep_alives.push(status_name(status));
             }
             Some(Ok(_)) => {}
             Some(Err(status)) => break status_name(status),
-            None => break "the session was closed".to_owned(),
+            None if failed_keep_alives.is_empty() => break "the session was closed".to_owned(),
+            None => {
+                break format!(
+                    "the server did not answer {} keep-alives in a row ({}); the session was \
+                     closed",
+                    failed_keep_alives.len(),
+                    failed_keep_alives.join(", ")
+                )
+            }
         }
     };
     shared.link.send_replace(Link::Lost(ended));
