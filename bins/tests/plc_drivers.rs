@@ -394,7 +394,7 @@ fn start_all_stops_promptly_while_its_opcua_server_hangs() {
     server.pause();
     // The FIXED group polls every second: its next Read is now waiting (up to 120 s).
     std::thread::sleep(Duration::from_millis(2500));
-    service.signal(libc::SIGTERM);
+    service.terminate();
     let (exit, took) = service.wait_exit(Duration::from_secs(60));
     assert!(exit.success(), "{}", service.output());
     assert!(
