@@ -275,18 +275,19 @@ fn the_byte_cap_displaces_the_oldest_values_and_counts_them_as_overflow() {
     );
 }
 
-#[test]
-fn a_clean_stop_leaves_unwritten_values_in_the_log_and_the_next_start_writes_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = environment(dir.path(), &dir.path().join("buffer"), &[]);
+/// Starts the service once (it creates the table), then again with the database locked so
+/// nothing can be written, ingests 10,000 values (10 POSTs of 1,000, each answered 200) and
+/// stops it cleanly: the values stay in the log. Returns the stopped service (for its output)
+/// with the database unlocked again.
+fn stop_with_10_000_values_in_the_log(dir: &Path, env: &[(String, String)]) -> Running {
     {
-        let mut service = start(dir.path(), &env, false);
+        let mut service = start(dir, env, false);
         service.wait_for_line("Press Ctrl+C to stop.");
         service.interrupt();
         service.wait_exit(Duration::from_secs(30));
     }
-    let lock = lock_database(dir.path());
-    let mut service = start(dir.path(), &env, false);
+    let lock = lock_database(dir);
+    let mut service = start(dir, env, false);
     let base = service.base_url();
     service.wait_for_line("Press Ctrl+C to stop.");
     for request in 0..10 {
@@ -299,6 +300,15 @@ fn a_clean_stop_leaves_unwritten_values_in_the_log_and_the_next_start_writes_the
     service.interrupt();
     let (status, _) = service.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{}", service.output());
+    drop(lock);
+    service
+}
+
+#[test]
+fn a_clean_stop_leaves_unwritten_values_in_the_log_and_the_next_start_writes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = environment(dir.path(), &dir.path().join("buffer"), &[]);
+    let service = stop_with_10_000_values_in_the_log(dir.path(), &env);
     assert!(
         service
             .output()
@@ -306,7 +316,6 @@ fn a_clean_stop_leaves_unwritten_values_in_the_log_and_the_next_start_writes_the
         "{}",
         service.output()
     );
-    drop(lock);
     let mut service = start(dir.path(), &env, false);
     let base = service.base_url();
     let startup = service.wait_for_line("Durable buffer in");
@@ -355,28 +364,7 @@ fn a_damaged_log_is_skipped_record_by_record_and_everything_intact_is_written() 
     let dir = tempfile::tempdir().unwrap();
     let buffer = dir.path().join("buffer");
     let env = environment(dir.path(), &buffer, &[]);
-    {
-        // Creates the table, so that the lock below can be taken.
-        let mut service = start(dir.path(), &env, false);
-        service.wait_for_line("Press Ctrl+C to stop.");
-        service.interrupt();
-        service.wait_exit(Duration::from_secs(30));
-    }
-    let lock = lock_database(dir.path());
-    let mut service = start(dir.path(), &env, false);
-    let base = service.base_url();
-    service.wait_for_line("Press Ctrl+C to stop.");
-    for request in 0..10 {
-        let (status, body) = post(
-            &format!("{base}/api/buffer/ingest"),
-            &ingest_body(request * 1000, 1000),
-        );
-        assert_eq!(status, 200, "{body}");
-    }
-    service.interrupt();
-    let (status, _) = service.wait_exit(Duration::from_secs(30));
-    assert!(status.success(), "{}", service.output());
-    drop(lock);
+    stop_with_10_000_values_in_the_log(dir.path(), &env);
 
     // Damage the segment that holds the values: one flipped payload byte in a record in the
     // middle (its header is intact, so exactly that record is skipped), and a torn tail
