@@ -12,18 +12,33 @@ use test_support::simulators::simulators;
 
 /// The bundled example with its port pointed at the simulator.
 fn example(name: &str, port_line: &str, port: u16, dir: &Path) {
-    let text = std::fs::read_to_string(
+    edited_example(name, dir, &[(port_line, format!("port = {port}"))]);
+}
+
+/// The bundled example written into `dir` with each (line, replacement) applied; every line
+/// must be in the example.
+fn edited_example(name: &str, dir: &Path, edits: &[(&str, String)]) {
+    let mut text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../config")
             .join(name),
     )
     .expect("bundled example");
-    assert!(text.contains(port_line), "{name} has no {port_line:?}");
-    std::fs::write(
-        dir.join(name),
-        text.replace(port_line, &format!("port = {port}")),
+    for (line, replacement) in edits {
+        assert!(text.contains(line), "{name} has no {line:?}");
+        text = text.replace(line, replacement);
+    }
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// The OPC UA example's endpoint line, pointed at `port` by [`opcua_endpoint`].
+const OPCUA_ENDPOINT: &str = "endpoint = \"opc.tcp://127.0.0.1:4840/test\"";
+
+fn opcua_endpoint(port: u16) -> (&'static str, String) {
+    (
+        OPCUA_ENDPOINT,
+        format!("endpoint = \"opc.tcp://127.0.0.1:{port}/test\""),
     )
-    .unwrap();
 }
 
 /// (tag, value, quality) of every row of `plc`.
@@ -267,22 +282,7 @@ fn start_all_polls_and_subscribes_to_asyncua_with_the_opcua_example() {
     }
     let dir = tempfile::tempdir().unwrap();
     let name = "opcua_example.toml";
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../config")
-            .join(name),
-    )
-    .expect("bundled example");
-    let endpoint = "endpoint = \"opc.tcp://127.0.0.1:4840/test\"";
-    assert!(text.contains(endpoint));
-    std::fs::write(
-        dir.path().join(name),
-        text.replace(
-            endpoint,
-            &format!("endpoint = \"opc.tcp://127.0.0.1:{}/test\"", server.port()),
-        ),
-    )
-    .unwrap();
+    edited_example(name, dir.path(), &[opcua_endpoint(server.port())]);
     let mut command = command("start_all", dir.path(), &[]);
     command.args(["--config", name]);
     let mut service = Running::spawn(command);
@@ -365,23 +365,14 @@ fn start_all_stops_promptly_while_its_opcua_server_hangs() {
     let server = sims.opcua(0, &[]);
     let dir = tempfile::tempdir().unwrap();
     let name = "opcua_example.toml";
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../config")
-            .join(name),
-    )
-    .expect("bundled example");
-    let endpoint = "endpoint = \"opc.tcp://127.0.0.1:4840/test\"";
-    assert!(text.contains(endpoint) && text.contains("timeout_ms = 5000"));
-    std::fs::write(
-        dir.path().join(name),
-        text.replace(
-            endpoint,
-            &format!("endpoint = \"opc.tcp://127.0.0.1:{}/test\"", server.port()),
-        )
-        .replace("timeout_ms = 5000", "timeout_ms = 120000"),
-    )
-    .unwrap();
+    edited_example(
+        name,
+        dir.path(),
+        &[
+            opcua_endpoint(server.port()),
+            ("timeout_ms = 5000", "timeout_ms = 120000".to_owned()),
+        ],
+    );
     let mut command = command("start_all", dir.path(), &[]);
     command.args(["--config", name]);
     let mut service = Running::spawn(command);
