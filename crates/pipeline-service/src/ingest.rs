@@ -186,6 +186,28 @@ mod tests {
         assert_eq!(values[1].quality(), Quality::Bad);
     }
 
+    /// A value is stored exactly as sent: serde_json's default float parser can be one unit in
+    /// the last place off (`1e45` read as 1.0000000000000001e45, found by the ingest_ndjson
+    /// fuzz target); the workspace turns on its `float_roundtrip` feature.
+    #[test]
+    fn values_are_read_to_the_nearest_f64() {
+        for text in [
+            "1e45",
+            "2.2250738585072014e-308",
+            "0.1",
+            "123456789.12345679",
+        ] {
+            let body = format!(r#"[{{"plc_code":"P","tag_address":"A","tag_value":{text}}}]"#);
+            let values = parse_ingest(body.as_bytes(), now()).unwrap();
+            let want: f64 = text.parse().unwrap();
+            assert_eq!(
+                values[0].value().map(f64::to_bits),
+                Some(want.to_bits()),
+                "{text}"
+            );
+        }
+    }
+
     /// With TIMESTAMP_ZONE=local a timestamp sent with a zone becomes local wall-clock time;
     /// one without a zone is kept as sent.
     #[test]
